@@ -1,0 +1,30 @@
+"""Exceptions raised by ppdl_utils: each names the offending input, never a bare traceback."""
+from __future__ import annotations
+
+
+class PPDLError(Exception):
+    """Base class of every error this package raises on purpose."""
+
+
+class PlaintextRangeError(PPDLError, ValueError):
+    """A plaintext is outside the range the scheme or key can encrypt exactly."""
+
+
+class ImageFormatError(PPDLError, ValueError):
+    """An image array has the wrong dtype, shape or pixel values."""
+
+
+class WrongKeyError(PPDLError, ValueError):
+    """A ciphertext is used with a key it was not produced under."""
+
+
+class CiphertextError(PPDLError, ValueError):
+    """A ciphertext is malformed or was tampered with."""
+
+
+class NoiseBudgetError(PPDLError, ArithmeticError):
+    """A lattice ciphertext operation would exceed the noise that still decrypts correctly."""
+
+
+class DataError(PPDLError, ValueError):
+    """A dataset path, layout or file cannot be used; the message names the path."""
