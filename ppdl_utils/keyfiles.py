@@ -68,3 +68,17 @@ def load_private_key(path: "str | Path") -> PaillierPrivateKey:
     if p * q != n:
         raise PPDLError(f"private key file {path} is corrupt: p*q != n")
     return PaillierPrivateKey(PaillierPublicKey(n), p, q)
+
+
+def load_or_create_private_key(keys_dir: "str | Path", bits: int) -> PaillierPrivateKey:
+    """The project's key of this size: loaded from keys_dir if present, else generated and saved,
+    so that encrypted datasets cached under its fingerprint stay valid between runs."""
+    from .paillier import generate_keypair
+
+    private_path = Path(keys_dir) / f"paillier_{bits}.private.json"
+    if private_path.exists():
+        return load_private_key(private_path)
+    key = generate_keypair(bits)
+    save_private_key(key, private_path)
+    save_public_key(key.public, Path(keys_dir) / f"paillier_{bits}.public.json")
+    return key

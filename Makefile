@@ -1,0 +1,49 @@
+# ppdl — every notebook is executed headlessly with papermill; figures/ and results/ are regenerated.
+#   make all                 all notebooks on the embedded synthetic data (offline)
+#   make all QUICK=1         the same with tiny parameters (what the tests use)
+#   make 02_image_encryption one notebook
+#   make reproduce DATA=../shared/data/covid19_radiography_2class   notebooks 03-04 on real data
+#   make test | make lab | make bench
+PYTHON ?= python3
+VENV ?= venv
+BIN := $(VENV)/bin
+QUICK ?= 0
+DATA ?=
+PARAMS ?=
+BUILD := build/notebooks
+NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
+STEMS := $(basename $(notdir $(NOTEBOOKS)))
+PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) $(PARAMS)
+
+.PHONY: all test lab bench clean venv reproduce $(STEMS)
+
+all: $(STEMS)
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(STEMS): %: $(VENV)/.installed
+	@mkdir -p $(BUILD) figures results
+	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar \
+		notebooks/$@.ipynb $(BUILD)/$@.ipynb $(PAPERMILL_PARAMS)
+
+reproduce: $(VENV)/.installed
+	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=path/to/class-folders"; exit 2; }
+	$(MAKE) 03_training 04_results DATA=$(DATA) QUICK=$(QUICK) PARAMS="$(PARAMS)"
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest -q
+
+lab: $(VENV)/.installed
+	$(BIN)/jupyter lab --notebook-dir=notebooks
+
+bench: $(VENV)/.installed
+	$(BIN)/python bench/bench_paillier.py
+
+clean:
+	rm -rf build

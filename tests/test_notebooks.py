@@ -1,0 +1,63 @@
+"""Every numbered notebook executes end to end under papermill with tiny parameters, and its
+outputs never contain private key material."""
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from ppdl_utils.keyfiles import load_private_key
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+OUTPUT_DIRS = ("figures_dir", "results_dir", "keys_dir", "cache_dir")
+
+
+def parameter_names(path: Path) -> set[str]:
+    """Names assigned in the cell tagged `parameters`."""
+    nb = nbformat.read(path, as_version=4)
+    cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert len(cells) == 1, f"{path.name}: expected exactly one cell tagged 'parameters'"
+    tree = ast.parse(cells[0].source)
+    return {t.id for node in tree.body if isinstance(node, ast.Assign) for t in node.targets
+            if isinstance(t, ast.Name)}
+
+
+def test_there_are_numbered_notebooks():
+    assert len(NOTEBOOKS) >= 2
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_source_notebooks_are_committed_clean(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs"
+            assert len(cell.source.splitlines()) <= 20, f"{path.name}: cell too long for a thin notebook"
+    assert {"quick", "figures_dir", "results_dir"} <= parameter_names(path)
+
+
+@pytest.mark.notebooks
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_with_quick_parameters(path, tmp_path):
+    names = parameter_names(path)
+    params = {"quick": 1, **{d: str(tmp_path / d.removesuffix("_dir")) for d in OUTPUT_DIRS if d in names}}
+    out = tmp_path / path.name
+    papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
+                               kernel_name="python3", progress_bar=False)
+    executed = nbformat.read(out, as_version=4)
+    errors = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs
+              if o.output_type == "error"]
+    assert not errors
+    if "figures_dir" in params:
+        assert any(Path(params["figures_dir"]).glob("*.png")), "the notebook saved no figure"
+    text = json.dumps(executed)
+    for key_file in (tmp_path / "keys").glob("*.private.json"):
+        key = load_private_key(key_file)
+        for secret in (key.p, key.q, key.lam, key.mu):
+            assert str(secret) not in text, f"{path.name} printed private key material"
