@@ -2,18 +2,21 @@
 #   make all                 all notebooks on the embedded synthetic data (offline)
 #   make all QUICK=1         the same with tiny parameters (what the tests use)
 #   make 02_image_encryption one notebook
-#   make reproduce DATA=../shared/data/covid19_radiography_2class   notebooks 03-04 on real data
+#   make reproduce DATA=../shared/data/covid19_radiography_2class WEIGHTS=path/to/mobilenet.weights.h5
+#                            notebooks 03-04 on real data (WEIGHTS: offline ImageNet backbone)
 #   make test | make lab | make bench
 PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
 QUICK ?= 0
 DATA ?=
+WEIGHTS ?=
 PARAMS ?=
 BUILD := build/notebooks
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STEMS := $(basename $(notdir $(NOTEBOOKS)))
-PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) $(PARAMS)
+PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
+	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(PARAMS)
 
 .PHONY: all test lab bench clean venv reproduce $(STEMS)
 
@@ -34,7 +37,7 @@ $(STEMS): %: $(VENV)/.installed
 
 reproduce: $(VENV)/.installed
 	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=path/to/class-folders"; exit 2; }
-	$(MAKE) 03_training 04_results DATA=$(DATA) QUICK=$(QUICK) PARAMS="$(PARAMS)"
+	$(MAKE) 03_training 04_results DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) PARAMS="$(PARAMS)"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q
@@ -44,6 +47,7 @@ lab: $(VENV)/.installed
 
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_paillier.py
+	$(BIN)/python bench/bench_private_inference.py
 
 clean:
 	rm -rf build

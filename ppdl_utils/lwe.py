@@ -458,3 +458,23 @@ def serialized_nbytes(ct: LWECiphertext) -> int:
     DEFAULT gives 1025 * 4 = 4100 bytes per element.
     """
     return ct.size * ct.params.ciphertext_nbytes_per_element
+
+
+def dot_plain(ct: LWECiphertext, weights: IntArrayLike) -> LWECiphertext:
+    """W @ E(x) -> E(W @ x mod t) for an integer matrix W of shape (K, d) and ct of shape (d,).
+
+    The server-side step of a linear layer: a' = W A, b' = W b (mod q).  Each output's noise
+    bound is sum_j |w_kj'| * bound (centred residues w'), checked like every other operation.
+    """
+    p = ct.params
+    if ct.b.ndim != 1:
+        raise ValueError(f"dot_plain needs a 1-D ciphertext vector, got shape {ct.shape}")
+    w = _reduce_mod_t(weights, "weight matrix", p.t)
+    if w.ndim != 2 or w.shape[1] != ct.b.shape[0]:
+        raise ValueError(f"weights must have shape (K, {ct.b.shape[0]}), got {w.shape}")
+    w = np.where(w >= p.t - p.t // 2, w - p.t, w).astype(np.int64)  # centred residues
+    worst = int(np.abs(w).sum(axis=1).max()) if w.size else 0
+    bound = _checked_bound(p, ct.noise_bound * worst, f"dot_plain with max row |W|_1 = {worst}")
+    a = (w @ (np.asarray(ct.a) % p.q)) % p.q
+    b = (w @ (np.asarray(ct.b) % p.q)) % p.q
+    return LWECiphertext(_readonly(a), _readonly(b), p, ct.key_fingerprint, bound, ct.regime)

@@ -1,0 +1,97 @@
+"""Private inference: packing, and encrypted-head predictions equal to the plaintext head's."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+from ppdl_utils import lwe
+from ppdl_utils.errors import NoiseBudgetError
+from ppdl_utils.features import pixel_features
+from ppdl_utils.private_inference import (
+    LWE_INFERENCE, LWEHeadServer, PaillierHeadServer, fit_quantized_head, lwe_head_budgets,
+    pack_scores, packing_parameters, run_lwe, run_paillier, unpack_scores)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(500, 24))
+    labels = np.digitize(features[:, 0] + features[:, 1], [-0.7, 0.7])  # three classes
+    return features, labels
+
+
+@given(scores=st.lists(st.integers(-10**6, 10**6), min_size=1, max_size=6))
+def test_pack_unpack_round_trip_with_negative_scores(scores):
+    offset, base = 10**6, 1 << (2 * 10**6 + 1).bit_length()
+    packed = pack_scores(np.array(scores), offset, base)
+    assert np.array_equal(unpack_scores(packed, len(scores), offset, base), scores)
+
+
+def test_pack_rejects_scores_out_of_range():
+    with pytest.raises(ValueError, match="do not fit"):
+        pack_scores(np.array([5]), offset=2, base=4)
+
+
+def test_quantized_head_learns_and_bounds_its_scores(data):
+    features, labels = data
+    head = fit_quantized_head(features[:400], labels[:400])
+    quantized = head.quantize_features(features[400:])
+    assert quantized.min() >= 0 and quantized.max() <= head.feature_max == 255
+    scores = head.scores(quantized)
+    assert np.abs(scores).max() <= head.max_abs_score
+    assert (scores.argmax(axis=1) == labels[400:]).mean() > 0.6  # chance is ~1/3
+
+
+def test_paillier_encrypted_head_equals_plaintext_head(data, key2048):
+    features, labels = data
+    head = fit_quantized_head(features[:400], labels[:400])
+    run = run_paillier(head, key2048, head.quantize_features(features[400:408]))
+    assert run.mismatches == 0 and len(run.predictions) == 8
+    offset, base = packing_parameters(head)
+    assert offset == head.max_abs_score and base > 2 * offset
+    assert run.bytes_up == 24 * 512 and run.bytes_down == 512
+
+
+def test_paillier_server_output_decodes_to_exact_scores(data, key2048):
+    features, labels = data
+    head = fit_quantized_head(features[:400], labels[:400])
+    x = head.quantize_features(features[400:401])[0]
+    server = PaillierHeadServer(head, key2048.public)
+    from ppdl_utils.cipher_array import PaillierArray
+    from ppdl_utils.fast_encrypt import FastEncryptor
+    values = np.array([int(c) for c in FastEncryptor(key2048).encrypt_many(x)], dtype=object)
+    packed = server.evaluate(PaillierArray(values, key2048.public))
+    assert np.array_equal(server.decode(key2048, packed), head.scores(x[None])[0])
+
+
+def test_lwe_encrypted_head_equals_plaintext_head(data):
+    features, labels = data
+    budgets = lwe_head_budgets()
+    head = fit_quantized_head(features[:400], labels[:400], feature_bits=5, **budgets)
+    assert np.abs(head.weights).sum(axis=1).max() <= budgets["l1_budget"]
+    assert head.max_abs_score <= budgets["score_limit"]
+    run = run_lwe(head, lwe.keygen(LWE_INFERENCE), head.quantize_features(features[400:]))
+    assert run.mismatches == 0
+    assert (run.predictions == labels[400:]).mean() > 0.5
+
+
+def test_lwe_refuses_heads_beyond_its_budgets(data):
+    features, labels = data
+    head = fit_quantized_head(features[:400], labels[:400], feature_bits=8)  # scores too large for t
+    with pytest.raises(ValueError, match="plaintext modulus"):
+        LWEHeadServer(head)
+    small = fit_quantized_head(features[:400], labels[:400], feature_bits=2)
+    small.weights = small.weights * 0 + 400  # row L1 far above the noise budget
+    small.bias[:] = 0
+    key = lwe.keygen(LWE_INFERENCE)
+    ct = lwe.encrypt(key, np.zeros(24, dtype=np.int64))
+    with pytest.raises(NoiseBudgetError, match="dot_plain"):
+        lwe.dot_plain(ct, small.weights)
+
+
+def test_pixel_features_are_block_means():
+    images = np.zeros((2, 32, 32), dtype=np.uint8)
+    images[1, :2, :2] = 255
+    features = pixel_features(images, grid=16)
+    assert features.shape == (2, 256) and features[0].max() == 0 and features[1, 0] == 1.0
