@@ -104,7 +104,8 @@ class ImageEncryptor:
             return np.stack(out) if out else np.empty_like(stack)
         init = (self.private.p, self.private.q, self.fast.exponent_bits, self.fast.base, renderer)
         out = np.empty_like(stack)
-        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+        # spawn, not fork: notebooks may have TensorFlow's thread pools running in this process
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
                                  initializer=_init_worker, initargs=init) as pool:
             chunks = np.array_split(np.arange(len(stack)), min(len(stack), workers * 8))
             futures = {pool.submit(_render_chunk, stack[idx]): idx for idx in chunks if len(idx)}
