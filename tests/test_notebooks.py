@@ -38,7 +38,8 @@ def test_source_notebooks_are_committed_clean(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, f"{path.name}: strip outputs"
-            assert len(cell.source.splitlines()) <= 20, f"{path.name}: cell too long for a thin notebook"
+            if "parameters" not in cell.metadata.get("tags", []):  # a parameter list may be long
+                assert len(cell.source.splitlines()) <= 20, f"{path.name}: cell too long for a thin notebook"
     assert {"quick", "figures_dir", "results_dir"} <= parameter_names(path)
 
 
