@@ -48,6 +48,7 @@ lab: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/bench_paillier.py
 	$(BIN)/python bench/bench_private_inference.py
+	$(BIN)/python bench/bench_schemes.py
 
 clean:
 	rm -rf build
