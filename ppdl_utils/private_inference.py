@@ -256,6 +256,10 @@ class PCAProjection:
 
 def float_head_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.ndarray,
                         test_labels: np.ndarray, seed: int = 0) -> float:
-    """Test accuracy of the unquantized logistic-regression head: the plain model to compare with."""
-    model = LogisticRegression(max_iter=2000, random_state=seed).fit(train, train_labels)
-    return float(model.score(test, test_labels))
+    """Test accuracy of the unquantized head (same min-max feature scaling, float weights): the
+    plain model that the quantized, encrypted heads are compared with."""
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler
+
+    model = make_pipeline(MinMaxScaler(clip=True), LogisticRegression(max_iter=2000, random_state=seed))
+    return float(model.fit(train, train_labels).score(test, test_labels))
