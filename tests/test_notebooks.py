@@ -43,12 +43,19 @@ def test_source_notebooks_are_committed_clean(path):
     assert {"quick", "figures_dir", "results_dir"} <= parameter_names(path)
 
 
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    """One output tree for all notebooks, executed in numbered order as `make all` does
+    (04 reads what 03 wrote)."""
+    return tmp_path_factory.mktemp("make_all")
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_executes_with_quick_parameters(path, tmp_path):
+def test_notebook_executes_with_quick_parameters(path, run_dir):
     names = parameter_names(path)
-    params = {"quick": 1, **{d: str(tmp_path / d.removesuffix("_dir")) for d in OUTPUT_DIRS if d in names}}
-    out = tmp_path / path.name
+    params = {"quick": 1, **{d: str(run_dir / d.removesuffix("_dir")) for d in OUTPUT_DIRS if d in names}}
+    out = run_dir / path.name
     papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
                                kernel_name="python3", progress_bar=False)
     executed = nbformat.read(out, as_version=4)
@@ -56,9 +63,10 @@ def test_notebook_executes_with_quick_parameters(path, tmp_path):
               if o.output_type == "error"]
     assert not errors
     if "figures_dir" in params:
-        assert any(Path(params["figures_dir"]).glob("*.png")), "the notebook saved no figure"
+        prefix = path.stem[:2]
+        assert any(Path(params["figures_dir"]).glob(f"{prefix}_*.png")), "the notebook saved no figure"
     text = json.dumps(executed)
-    for key_file in (tmp_path / "keys").glob("*.private.json"):
+    for key_file in (run_dir / "keys").glob("*.private.json"):
         key = load_private_key(key_file)
         for secret in (key.p, key.q, key.lam, key.mu):
             assert str(secret) not in text, f"{path.name} printed private key material"
