@@ -28,6 +28,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from .errors import CiphertextError, PlaintextRangeError
+from .paillier import security_bits  # same NIST SP 800-57 table: both are factoring moduli
 from .regimes import Regime
 
 __all__ = [
@@ -46,18 +47,7 @@ __all__ = [
 DEFAULT_KEY_SIZE = 2048
 MIN_KEY_SIZE = 1024
 PUBLIC_EXPONENT = 65537
-# NIST SP 800-57 Part 1 Rev. 5, Table 2: modulus bits -> security bits.
-_NIST_LEVELS = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
-
 IntArrayLike = Union[int, np.integer, np.ndarray, list, tuple]
-
-
-def security_bits(key_size: int) -> int:
-    """Classical security of an RSA modulus of ``key_size`` bits (largest NIST row <= key_size)."""
-    for bits, level in _NIST_LEVELS:
-        if key_size >= bits:
-            return level
-    return 0
 
 
 @dataclass(frozen=True)
