@@ -4,6 +4,7 @@
 #   make 02_image_encryption one notebook
 #   make reproduce DATA=../shared/data/covid19_radiography_2class WEIGHTS=path/to/mobilenet.weights.h5
 #                            notebooks 03-04 on real data (WEIGHTS: offline ImageNet backbone)
+#   make budget DATA=... WEIGHTS=...   epochs the table regime needs to come within 2 points of plain
 #   make test | make lab | make bench
 PYTHON ?= python3
 VENV ?= venv
@@ -12,13 +13,14 @@ QUICK ?= 0
 DATA ?=
 WEIGHTS ?=
 PARAMS ?=
+SUFFIX ?=
 BUILD := build/notebooks
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STEMS := $(basename $(notdir $(NOTEBOOKS)))
 PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(PARAMS)
 
-.PHONY: all test lab bench clean venv reproduce $(STEMS)
+.PHONY: all test lab bench clean venv reproduce budget $(STEMS)
 
 all: $(STEMS)
 
@@ -33,11 +35,23 @@ $(VENV)/.installed: pyproject.toml
 $(STEMS): %: $(VENV)/.installed
 	@mkdir -p $(BUILD) figures results
 	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar \
-		notebooks/$@.ipynb $(BUILD)/$@.ipynb $(PAPERMILL_PARAMS)
+		notebooks/$@.ipynb $(BUILD)/$@$(SUFFIX).ipynb $(PAPERMILL_PARAMS)
 
 reproduce: $(VENV)/.installed
 	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=path/to/class-folders"; exit 2; }
-	$(MAKE) 03_training 04_results DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) PARAMS="$(PARAMS)"
+	$(MAKE) 03_training 04_results DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) PARAMS="$(PARAMS)" SUFFIX=_real
+
+# Test accuracy per training budget (notebook 03, monitor_test): plain, the table regime, and the table
+# regime with a learnable input layer started from the ciphertext-only seriation (40 epochs), then
+# from the plaintexts ("oracle", 20 epochs: the ceiling of the c mod 256 rendering). ~1 h on 2 cores.
+budget: $(VENV)/.installed
+	@test -n "$(DATA)" || { echo "usage: make budget DATA=path/to/class-folders WEIGHTS=..."; exit 2; }
+	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_seriation PARAMS="-p epochs 40 \
+		-p monitor_test 1 -y 'regimes: [plain, table]' -y 'input_table_regimes: [table]' \
+		-p input_table_init seriation -p run_suffix _budget_seriation"
+	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_oracle PARAMS="-p epochs 20 \
+		-p monitor_test 1 -y 'regimes: [plain]' -y 'input_table_regimes: [table]' \
+		-p input_table_init oracle -p run_suffix _budget_oracle"
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

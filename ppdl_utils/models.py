@@ -116,6 +116,42 @@ def seriation_table(cipher_images: np.ndarray, max_images: int = 100, seed: int 
     return table_from_gray_levels(result.table or {})
 
 
+def oracle_table(plain_images: np.ndarray, cipher_images: np.ndarray) -> np.ndarray:
+    """(256, 3) input-table initialisation from *plaintext/ciphertext pairs*: each rendered value
+    maps to the mean gray level of the pixels it stands for (values never seen get the middle gray).
+
+    Not something a server can do (it needs the plaintexts): an upper bound for what any input
+    table can recover from a rendering. Where the rendering merges gray levels (a ``table``
+    regime rendered ``c mod 256`` sends 256 random ciphertexts to ~162 distinct bytes), the merged
+    levels stay merged."""
+    plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
+    cipher = np.asarray(cipher_images).reshape(-1).astype(np.int64)
+    if plain.shape != cipher.shape:
+        raise ValueError(f"plain and cipher images differ in size: {np.shape(plain_images)} vs {np.shape(cipher_images)}")
+    counts = np.bincount(cipher, minlength=PIXEL_LEVELS)
+    sums = np.bincount(cipher, weights=plain, minlength=PIXEL_LEVELS)
+    levels = np.where(counts > 0, sums / np.maximum(counts, 1), 127.5)
+    return table_from_gray_levels(levels)
+
+
+INPUT_TABLE_INITS = ("identity", "seriation", "oracle")
+
+
+def input_table_init(kind: str, cipher_train: np.ndarray, plain_train: np.ndarray | None = None) -> np.ndarray:
+    """The learnable input table's start, by name: ``"identity"`` (v / 127.5 - 1), ``"seriation"``
+    (ciphertext-only estimate, :func:`seriation_table`) or ``"oracle"`` (from the plaintexts,
+    :func:`oracle_table`: an upper bound, not a server's capability)."""
+    if kind == "identity":
+        return identity_table()
+    if kind == "seriation":
+        return seriation_table(cipher_train)
+    if kind == "oracle":
+        if plain_train is None:
+            raise ValueError('input_table_init="oracle" needs the plain training images')
+        return oracle_table(plain_train, cipher_train)
+    raise ValueError(f"unknown input_table_init {kind!r}; expected one of {', '.join(INPUT_TABLE_INITS)}")
+
+
 def _input_table_block(input_size: int, name: str = "pixel_table", init: np.ndarray | None = None):
     init = identity_table() if init is None else np.asarray(init, dtype=np.float32)
     if init.shape != (PIXEL_LEVELS, 3):

@@ -216,6 +216,49 @@ def plot_training_curves(history: pd.DataFrame, best_epoch: int | None = None, t
     return fig
 
 
+def budget_gaps(curves: Mapping[str, pd.DataFrame], reference: str = "plain",
+                within: float = 0.02) -> pd.DataFrame:
+    """One row per run: its test accuracy at the longest budget, the reference's at the same budget,
+    and the smallest budget at which it is within `within` of the reference *at that same budget*.
+
+    `curves`: label -> :func:`ppdl_utils.training.budget_curve` (index = budget in epochs)."""
+    if reference not in curves:
+        raise KeyError(f"no {reference!r} run among {sorted(curves)}; train it in the same run")
+    ref = curves[reference]["test accuracy"]
+    rows = {}
+    for label, curve in curves.items():
+        if label == reference:
+            continue
+        acc = curve["test accuracy"]
+        budgets = acc.index.intersection(ref.index)
+        gap = ref[budgets] - acc[budgets]
+        ok = budgets[gap <= within + 1e-9]
+        last = budgets.max()
+        rows[label] = {"epochs": int(last), "test accuracy": float(acc[last]), f"{reference}": float(ref[last]),
+                       "gap (points)": round(100 * float(gap[last]), 1),
+                       "smallest gap (points)": round(100 * float(gap.min()), 1),
+                       f"epochs to within {100 * within:g} points": int(ok[0]) if len(ok) else None}
+    return pd.DataFrame(rows).T
+
+
+def plot_budget_curves(curves: Mapping[str, pd.DataFrame], reference: str = "plain", within: float = 0.02,
+                       title: str = "") -> plt.Figure:
+    """Test accuracy of the best-validation model against the training budget, one line per run,
+    with the band `within` below the reference."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    for label, curve in curves.items():
+        ax.plot(curve.index, curve["test accuracy"], "o-" if label == reference else "s-", ms=3, label=label)
+    if reference in curves:
+        ref = curves[reference]["test accuracy"]
+        ax.fill_between(ref.index, ref - within, ref, color="0.85", label=f"within {100 * within:g} points of {reference}")
+    ax.set(xlabel="budget (epochs; best-validation epoch restored)", ylabel="test accuracy")
+    ax.legend(fontsize=7, loc="lower right")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
 # --------------------------------------------------------------------------------------------
 # saving and loading runs
 # --------------------------------------------------------------------------------------------

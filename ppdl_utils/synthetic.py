@@ -180,6 +180,31 @@ def _render_chest(kind: int, n: int, size: int, rng: np.random.Generator) -> np.
     return _finish(img.astype(np.float32), rng, noise=(0.015, 0.035))
 
 
+def _generate(render, all_classes: Sequence[str], classes: Sequence[str], n_per_class, size: int, seed: int,
+              stream: int, generator: str, title: str) -> ImageDataset:
+    """Render each class in chunks from its own seeded stream (so a class's images do not depend on
+    which other classes are asked for) and wrap them in an :class:`ImageDataset`."""
+    size = _check_size(size)
+    codes = _resolve_classes(classes, all_classes)
+    counts = _counts(n_per_class, len(codes))
+    images, labels = [], []
+    for label, (code, n) in enumerate(zip(codes, counts)):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), stream, code]))
+        for start in range(0, n, _CHUNK):
+            images.append(render(code, min(_CHUNK, n - start), size, rng))
+        labels.append(np.full(n, label, dtype=np.int64))
+    names = [all_classes[c] for c in codes]
+    return ImageDataset(
+        images=np.concatenate(images),
+        labels=np.concatenate(labels),
+        class_names=names,
+        paths=None,
+        source="synthetic",
+        name=f"SYNTHETIC {title} ({len(names)} classes, {size}px, seed {seed})",
+        report={"generator": generator, "seed": int(seed), "n_per_class": dict(zip(names, counts))},
+    )
+
+
 def make_chest_xray_like(
     n_per_class: int | Sequence[int] = 250,
     size: int = 64,
@@ -204,25 +229,8 @@ def make_chest_xray_like(
 
     Returns an :class:`ImageDataset` with ``source="synthetic"``, ``paths=None``.
     """
-    size = _check_size(size)
-    codes = _resolve_classes(classes, CHEST_CLASSES)
-    counts = _counts(n_per_class, len(codes))
-    images, labels = [], []
-    for label, (code, n) in enumerate(zip(codes, counts)):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 1, code]))
-        for start in range(0, n, _CHUNK):
-            images.append(_render_chest(code, min(_CHUNK, n - start), size, rng))
-        labels.append(np.full(n, label, dtype=np.int64))
-    names = [CHEST_CLASSES[c] for c in codes]
-    return ImageDataset(
-        images=np.concatenate(images),
-        labels=np.concatenate(labels),
-        class_names=names,
-        paths=None,
-        source="synthetic",
-        name=f"SYNTHETIC chest-X-ray-like ({len(names)} classes, {size}px, seed {seed})",
-        report={"generator": "make_chest_xray_like", "seed": int(seed), "n_per_class": dict(zip(names, counts))},
-    )
+    return _generate(_render_chest, CHEST_CLASSES, classes, n_per_class, size, seed, stream=1,
+                     generator="make_chest_xray_like", title="chest-X-ray-like")
 
 
 # --------------------------------------------------------------------------------------
@@ -291,25 +299,8 @@ def make_knee_xray_like(
 
     Returns an :class:`ImageDataset` with ``source="synthetic"``, ``paths=None``.
     """
-    size = _check_size(size)
-    codes = _resolve_classes(classes, KNEE_CLASSES)
-    counts = _counts(n_per_class, len(codes))
-    images, labels = [], []
-    for label, (code, n) in enumerate(zip(codes, counts)):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), 2, code]))
-        for start in range(0, n, _CHUNK):
-            images.append(_render_knee(code, min(_CHUNK, n - start), size, rng))
-        labels.append(np.full(n, label, dtype=np.int64))
-    names = [KNEE_CLASSES[c] for c in codes]
-    return ImageDataset(
-        images=np.concatenate(images),
-        labels=np.concatenate(labels),
-        class_names=names,
-        paths=None,
-        source="synthetic",
-        name=f"SYNTHETIC knee-X-ray-like ({len(names)} classes, {size}px, seed {seed})",
-        report={"generator": "make_knee_xray_like", "seed": int(seed), "n_per_class": dict(zip(names, counts))},
-    )
+    return _generate(_render_knee, KNEE_CLASSES, classes, n_per_class, size, seed, stream=2,
+                     generator="make_knee_xray_like", title="knee-X-ray-like")
 
 
 # --------------------------------------------------------------------------------------

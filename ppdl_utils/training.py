@@ -81,6 +81,9 @@ def make_dataset(images: np.ndarray, labels: np.ndarray | None = None, batch_siz
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+TEST_MONITOR = "test_accuracy_monitor"
+
+
 class BestWeights(keras.callbacks.Callback):
     """Remember the weights of the epoch with the best `monitor` (earliest on ties) and put them
     back into the model at the end of training."""
@@ -131,6 +134,23 @@ class StepTimer(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         self.step_seconds.append(time.perf_counter() - self._t_step)
+
+
+class TestAccuracyMonitor(keras.callbacks.Callback):
+    """Record the test accuracy after every epoch as the ``test_accuracy_monitor`` history column.
+
+    A diagnostic only: it never feeds selection (that stays on validation accuracy). With a constant
+    learning rate, epochs 1..E of a long run *are* the run with budget E, so one long run gives the
+    test accuracy of every shorter budget (:func:`budget_curve`)."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int = 64) -> None:
+        super().__init__()
+        self.images, self.labels, self.batch_size = images, np.asarray(labels).astype(int), batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None and len(self.labels):
+            logs[TEST_MONITOR] = float((predict(self.model, self.images, self.batch_size).argmax(axis=1)
+                                        == self.labels).mean())
 
 
 class _ProgressLine(keras.callbacks.Callback):
@@ -287,11 +307,15 @@ def evaluate(model: keras.Model, images: np.ndarray, labels: np.ndarray, batch_s
 
 
 def fit_and_test(model: keras.Model, images: np.ndarray, labels: np.ndarray, split: dict, epochs: int,
-                 **train_kwargs) -> tuple[TrainResult, dict]:
+                 monitor_test: bool = False, **train_kwargs) -> tuple[TrainResult, dict]:
     """:func:`train_model` on ``split["train"]``/``split["val"]`` of `images`, then :func:`evaluate`
-    the restored best-epoch model on ``split["test"]`` (which took no part in training or selection)."""
+    the restored best-epoch model on ``split["test"]`` (which took no part in training or selection).
+    `monitor_test` adds the per-epoch test accuracy to the history (:class:`TestAccuracyMonitor`)."""
     labels = np.asarray(labels)
     data = {part: (images[split[part]], labels[split[part]]) for part in ("train", "val")}
+    if monitor_test:
+        monitor = TestAccuracyMonitor(images[split["test"]], labels[split["test"]])
+        train_kwargs["callbacks"] = [*(train_kwargs.get("callbacks") or []), monitor]
     result = train_model(model, data, epochs, **train_kwargs)
     evaluation = evaluate(model, images[split["test"]], labels[split["test"]],
                           batch_size=max(32, train_kwargs.get("batch_size", 32)))
@@ -329,3 +353,27 @@ def cap_split(split: dict, labels: np.ndarray, max_per_class: int | None, seed: 
             out[part].append(rng.choice(idx, size=int(k), replace=False) if k < len(idx) else idx)
     return {k: np.sort(np.concatenate(v)).astype(np.int64) if v else np.empty(0, np.int64)
             for k, v in out.items()}
+
+
+def budget_curve(history: pd.DataFrame) -> pd.DataFrame:
+    """For every budget E (1..len(history)): the epoch a run of E epochs restores (best validation
+    accuracy among epochs 1..E, earliest on ties, as :class:`BestWeights`) and its test accuracy.
+
+    Needs the ``test_accuracy_monitor`` column (``fit_and_test(..., monitor_test=True)``) and a run
+    whose first E epochs equal an E-epoch run: a constant learning rate (a cosine schedule depends on
+    the total)."""
+    if TEST_MONITOR not in history:
+        raise KeyError(f"history has no {TEST_MONITOR!r} column; train with fit_and_test(..., monitor_test=True)")
+    val = history["val_accuracy"].to_numpy(dtype=float)
+    rows = []
+    for budget in range(1, len(history) + 1):
+        best = int(np.argmax(val[:budget]))  # first maximum, as BestWeights keeps the earliest on ties
+        rows.append({"epochs": budget, "restored epoch": int(history["epoch"].iloc[best]),
+                     "best val accuracy": val[best], "test accuracy": float(history[TEST_MONITOR].iloc[best])})
+    return pd.DataFrame(rows).set_index("epochs")
+
+
+def epochs_to_reach(curve: pd.DataFrame, target: float) -> int | None:
+    """The smallest budget whose restored model has test accuracy >= `target` (None if none does)."""
+    reached = curve.index[curve["test accuracy"] >= target - 1e-9]
+    return int(reached[0]) if len(reached) else None

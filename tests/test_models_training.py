@@ -192,3 +192,59 @@ def test_same_seed_same_history():
     np.testing.assert_array_equal(runs[0][0], runs[1][0])
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_test_accuracy_monitor_matches_the_restored_model_and_leaves_training_unchanged():
+    rng = np.random.default_rng(2)
+    images, _ = _data(n=60, size=8, seed=2)
+    labels = rng.integers(0, 2, size=60)  # noisy labels: accuracies move from epoch to epoch
+    split = {"train": np.arange(40), "val": np.arange(40, 50), "test": np.arange(50, 60)}
+    kwargs = dict(lr=0.05, batch_size=10, seed=3, verbose=False)
+    training.set_seed(3)  # the same initial weights for both models
+    plain_run, _ = training.fit_and_test(models.build_small_cnn(8, 2, width=4), images, labels, split, 4, **kwargs)
+    training.set_seed(3)
+    model = models.build_small_cnn(8, 2, width=4)
+    result, evaluation = training.fit_and_test(model, images, labels, split, 4, monitor_test=True, **kwargs)
+    monitored = result.history[training.TEST_MONITOR]
+    assert len(monitored) == 4 and monitored.between(0, 1).all()
+    # the restored (best-validation) model's test accuracy is the monitor's value at that epoch
+    assert evaluation["accuracy"] == pytest.approx(monitored.iloc[result.best_epoch - 1])
+    # monitoring only reads the model: the training is the same as without it
+    np.testing.assert_allclose(result.history["val_accuracy"], plain_run.history["val_accuracy"])
+    np.testing.assert_allclose(result.history["loss"], plain_run.history["loss"], rtol=1e-5)
+
+
+def test_budget_curve_follows_the_best_validation_epoch():
+    import pandas as pd
+
+    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5], "val_accuracy": [0.6, 0.8, 0.7, 0.8, 0.9],
+                            training.TEST_MONITOR: [0.55, 0.75, 0.95, 0.70, 0.85]})
+    curve = training.budget_curve(history)
+    assert curve["restored epoch"].tolist() == [1, 2, 2, 2, 5]  # the tie at epoch 4 keeps epoch 2
+    assert curve["test accuracy"].tolist() == [0.55, 0.75, 0.75, 0.75, 0.85]
+    assert training.epochs_to_reach(curve, 0.75) == 2
+    assert training.epochs_to_reach(curve, 0.80) == 5
+    assert training.epochs_to_reach(curve, 0.95) is None  # epoch 3 is never the one restored
+    with pytest.raises(KeyError, match="monitor_test=True"):
+        training.budget_curve(history.drop(columns=training.TEST_MONITOR))
+
+
+def test_oracle_table_averages_merged_gray_levels():
+    plain = np.array([[0, 10, 20], [10, 200, 0]], dtype=np.uint8)
+    substitution = np.zeros(256, dtype=np.uint8)
+    substitution[[0, 10, 20, 200]] = [7, 7, 9, 9]  # 0 and 10 merge, 20 and 200 merge
+    cipher = substitution[plain]
+    table = models.oracle_table(plain, cipher)
+    gray = (table[:, 0] + 1) * 127.5
+    # frequency-weighted: symbol 7 covers 0, 0, 10, 10; symbol 9 covers 20 and 200
+    np.testing.assert_allclose(gray[[7, 9]], [5.0, 110.0], atol=1e-4)
+    np.testing.assert_allclose(np.delete(gray, [7, 9]), 127.5, atol=1e-4)
+    assert table.shape == (256, 3) and np.all(table[:, 0] == table[:, 2])
+    np.testing.assert_allclose(models.input_table_init("oracle", cipher, plain), table)
+    np.testing.assert_allclose(models.input_table_init("identity", cipher), models.identity_table())
+    with pytest.raises(ValueError, match="plain training images"):
+        models.input_table_init("oracle", cipher)
+    with pytest.raises(ValueError, match="unknown input_table_init 'magic'"):
+        models.input_table_init("magic", cipher)
+    with pytest.raises(ValueError, match="differ in size"):
+        models.oracle_table(plain, cipher[:1])

@@ -50,11 +50,16 @@ def run_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("make_all")
 
 
+# options beyond `quick` that a notebook's optional sections need to run at all
+EXTRA_PARAMETERS = {"03_training": {"monitor_test": 1, "input_table_regimes": ["table"], "input_table_init": "oracle"}}
+
+
 @pytest.mark.notebooks
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_executes_with_quick_parameters(path, run_dir):
     names = parameter_names(path)
-    params = {"quick": 1, **{d: str(run_dir / d.removesuffix("_dir")) for d in OUTPUT_DIRS if d in names}}
+    params = {"quick": 1, **{d: str(run_dir / d.removesuffix("_dir")) for d in OUTPUT_DIRS if d in names},
+              **EXTRA_PARAMETERS.get(path.stem, {})}
     out = run_dir / path.name
     papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
                                kernel_name="python3", progress_bar=False)
@@ -65,6 +70,9 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
     if "figures_dir" in params:
         prefix = path.stem[:2]
         assert any(Path(params["figures_dir"]).glob(f"{prefix}_*.png")), "the notebook saved no figure"
+    if params.get("monitor_test"):
+        curves = list(Path(params["results_dir"]).glob(f"{path.stem[:2]}_*_budget_curves.csv"))
+        assert curves and "table+input_table" in curves[0].read_text(), "no budget curves were saved"
     text = json.dumps(executed)
     for key_file in (run_dir / "keys").glob("*.private.json"):
         key = load_private_key(key_file)

@@ -111,3 +111,21 @@ def test_wilson_interval():
     assert reports.wilson_interval(10, 20)[0] == pytest.approx(0.299, abs=1e-3)
     assert reports.wilson_interval(0, 0)[0] != reports.wilson_interval(0, 0)[0]  # nan
     assert reports.summarize([0, 1, 1, 0], [0, 1, 0, 0], ["a", "b"])["test_accuracy_ci95"][1] <= 1
+
+
+def test_budget_gaps_compare_at_the_same_budget():
+    index = pd.Index([1, 2, 3, 4], name="epochs")
+    curves = {"plain": pd.DataFrame({"test accuracy": [0.80, 0.90, 0.95, 0.95]}, index=index),
+              "table": pd.DataFrame({"test accuracy": [0.50, 0.70, 0.94, 0.90]}, index=index),
+              "never": pd.DataFrame({"test accuracy": [0.5, 0.5, 0.5, 0.5]}, index=index)}
+    table = reports.budget_gaps(curves)
+    assert list(table.index) == ["table", "never"]
+    row = table.loc["table"]
+    assert row["epochs"] == 4 and row["test accuracy"] == 0.90 and row["plain"] == 0.95
+    assert row["gap (points)"] == 5.0 and row["smallest gap (points)"] == 1.0
+    assert row["epochs to within 2 points"] == 3
+    assert pd.isna(table.loc["never", "epochs to within 2 points"])  # never within reach
+    with pytest.raises(KeyError, match="no 'plain' run"):
+        reports.budget_gaps({"table": curves["table"]})
+    fig = reports.plot_budget_curves(curves, title="t")
+    assert len(fig.axes[0].lines) == 3
