@@ -56,6 +56,9 @@ from .tabular import encode_features, quantize_features
 
 __all__ = [
     "DEFAULT_CONFIGS",
+    "DETERMINISTIC_CONFIGS",
+    "key_spread",
+    "spread_summary",
     "PAPER_ACCURACY",
     "SchemeKeys",
     "make_keys",
@@ -542,6 +545,36 @@ def run_comparison(datasets: Sequence[PreparedData], keys: SchemeKeys,
                                      n_epochs, seed=seed, batch_size=batch_size)
         rows.append(_row(data, enc, metrics))
     return pd.DataFrame(rows, columns=list(COLUMNS))
+
+
+DETERMINISTIC_CONFIGS: tuple[tuple[str, str], ...] = tuple(
+    (scheme, regime) for scheme, regime in DEFAULT_CONFIGS if regime not in ("none", "randomized"))
+
+
+def key_spread(datasets: Sequence[PreparedData], first_keys: SchemeKeys, n_keys: int,
+               configs: Sequence[tuple[str, str]] = DETERMINISTIC_CONFIGS,
+               epochs: "int | Mapping[str, int]" = 20, seed: int = 0, progress: bool = True) -> pd.DataFrame:
+    """Accuracy of `configs` under `n_keys` key draws: `first_keys`, then fresh keys of the same sizes.
+
+    A deterministic regime is a substitution drawn by the key (which 256 ciphertexts, in which
+    order), and how learnable that substitution is varies from draw to draw; one key is an anecdote.
+    Returns one row per (key draw, dataset, scheme, regime), with ``key_draw`` 0..n_keys-1."""
+    if int(n_keys) < 1:
+        raise ValueError(f"n_keys must be at least 1, got {n_keys}")
+    tables = []
+    for draw in range(int(n_keys)):
+        keys = first_keys if draw == 0 else make_keys(first_keys.paillier.public.bits, first_keys.rsa.key_size,
+                                                      first_keys.lwe.params)
+        table = run_comparison(datasets, keys, configs, epochs, seed=seed, progress=progress)
+        tables.append(table[["dataset", "scheme", "regime", "label", "accuracy", "macro_f1"]]
+                      .assign(key_draw=draw, paillier_key=keys.paillier.public.fingerprint))
+    return pd.concat(tables, ignore_index=True)
+
+
+def spread_summary(spread: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy over the key draws of :func:`key_spread`: mean, standard deviation, min, max."""
+    grouped = spread.groupby(["dataset", "scheme", "regime", "label"], sort=False)["accuracy"]
+    return grouped.agg(keys="count", mean="mean", std="std", min="min", max="max").reset_index()
 
 
 # --------------------------------------------------------------------------- reporting

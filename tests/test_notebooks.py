@@ -8,6 +8,7 @@ from pathlib import Path
 
 import nbformat
 import papermill
+import pandas as pd
 import pytest
 
 from ppdl_utils.keyfiles import load_private_key
@@ -51,7 +52,8 @@ def run_dir(tmp_path_factory) -> Path:
 
 
 # options beyond `quick` that a notebook's optional sections need to run at all
-EXTRA_PARAMETERS = {"03_training": {"monitor_test": 1, "input_table_regimes": ["table"], "input_table_init": "oracle"}}
+EXTRA_PARAMETERS = {"03_training": {"monitor_test": 1, "input_table_regimes": ["table"], "input_table_init": "oracle"},
+                    "05_scheme_comparison": {"key_draws": 2}}
 
 
 @pytest.mark.notebooks
@@ -73,6 +75,9 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
     if params.get("monitor_test"):
         curves = list(Path(params["results_dir"]).glob(f"{path.stem[:2]}_*_budget_curves.csv"))
         assert curves and "table+input_table" in curves[0].read_text(), "no budget curves were saved"
+    if params.get("key_draws", 1) > 1:
+        spread = pd.read_csv(Path(params["results_dir"]) / "05_key_spread.csv")
+        assert spread["key_draw"].nunique() == params["key_draws"], "the key-draw section did not run"
     text = json.dumps(executed)
     for key_file in (run_dir / "keys").glob("*.private.json"):
         key = load_private_key(key_file)

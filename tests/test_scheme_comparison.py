@@ -138,3 +138,23 @@ def test_run_comparison_tiny(keys, tmp_path):
     fig = sc.plot_accuracy_vs_cost(table)
     fig.savefig(tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 0
+
+
+def test_key_spread_draws_fresh_keys_for_the_deterministic_rows(keys):
+    assert set(sc.DETERMINISTIC_CONFIGS) == set(DETERMINISTIC)
+    tabular = sc.prepare_tabular(make_osteoporosis_tabular(n_rows=90, seed=0), seed=0)
+    images = sc.prepare_images(make_knee_xray_like(n_per_class=8, size=16, seed=0), seed=0)
+    configs = [("paillier", "table"), ("rsa", "deterministic")]
+    spread = sc.key_spread([tabular, images], keys, 2, configs=configs, epochs=1, progress=False)
+    assert len(spread) == 2 * 2 * len(configs)
+    assert spread["key_draw"].tolist() == [0] * 4 + [1] * 4
+    first, second = spread.groupby("key_draw")["paillier_key"].first()
+    assert first == keys.paillier.public.fingerprint and second != first
+    summary = sc.spread_summary(spread)
+    assert len(summary) == 4 and (summary["keys"] == 2).all()
+    assert ((summary["min"] <= summary["mean"]) & (summary["mean"] <= summary["max"])).all()
+    for row in summary.itertuples():
+        draws = spread[(spread["dataset"] == row.dataset) & (spread["scheme"] == row.scheme)]["accuracy"]
+        assert row.mean == pytest.approx(draws.mean()) and row.max == draws.max()
+    with pytest.raises(ValueError, match="n_keys"):
+        sc.key_spread([tabular], keys, 0, configs=configs)
