@@ -5,12 +5,14 @@
 #   make reproduce DATA=../shared/data/covid19_radiography_2class WEIGHTS=path/to/mobilenet.weights.h5
 #                            notebooks 03-04 on real data (WEIGHTS: offline ImageNet backbone)
 #   make budget DATA=... WEIGHTS=...   epochs the table regime needs to come within 2 points of plain
+#   make table_draws DATA=... WEIGHTS=...   the table regime under DRAWS fresh keys (its spread)
 #   make test | make lab | make bench
 PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
 QUICK ?= 0
 DATA ?=
+DRAWS ?= 2
 WEIGHTS ?=
 PARAMS ?=
 SUFFIX ?=
@@ -20,7 +22,7 @@ STEMS := $(basename $(notdir $(NOTEBOOKS)))
 PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(PARAMS)
 
-.PHONY: all test lab bench clean venv reproduce budget $(STEMS)
+.PHONY: all test lab bench clean venv reproduce budget table_draws $(STEMS)
 
 all: $(STEMS)
 
@@ -52,6 +54,16 @@ budget: $(VENV)/.installed
 	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_oracle PARAMS="-p epochs 20 \
 		-p monitor_test 1 -y 'regimes: [plain]' -y 'input_table_regimes: [table]' \
 		-p input_table_init oracle -p run_suffix _budget_oracle"
+
+# The table regime (plain MobileNetV2 and the seriation-started input layer, default budget) under
+# DRAWS fresh 2048-bit keys in keys/draw<k>/ (a new secret table each): ~9 min per draw.
+table_draws: $(VENV)/.installed
+	@test -n "$(DATA)" || { echo "usage: make table_draws DATA=path/to/class-folders WEIGHTS=... [DRAWS=2]"; exit 2; }
+	for k in $$(seq 1 $(DRAWS)); do \
+		$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_draw$$k PARAMS="-p keys_dir ../keys/draw$$k \
+			-y 'regimes: [table]' -y 'input_table_regimes: [table]' -p input_table_init seriation \
+			-p run_suffix _draw$$k" || exit 1; \
+	done
 
 test: $(VENV)/.installed
 	$(BIN)/python -m pytest -q

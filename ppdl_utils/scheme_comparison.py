@@ -556,8 +556,9 @@ def key_spread(datasets: Sequence[PreparedData], first_keys: SchemeKeys, n_keys:
                epochs: "int | Mapping[str, int]" = 20, seed: int = 0, progress: bool = True) -> pd.DataFrame:
     """Accuracy of `configs` under `n_keys` key draws: `first_keys`, then fresh keys of the same sizes.
 
-    A deterministic regime is a substitution drawn by the key (which 256 ciphertexts, in which
-    order), and how learnable that substitution is varies from draw to draw; one key is an anecdote.
+    A deterministic regime is a substitution drawn at random (the keys, and the secret table or
+    fixed r, which are drawn again on every run even under one key), and how learnable it is
+    varies from draw to draw: one draw is an anecdote.
     Returns one row per (key draw, dataset, scheme, regime), with ``key_draw`` 0..n_keys-1."""
     if int(n_keys) < 1:
         raise ValueError(f"n_keys must be at least 1, got {n_keys}")
