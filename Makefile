@@ -45,7 +45,7 @@ reproduce: $(VENV)/.installed
 
 # Test accuracy per training budget (notebook 03, monitor_test): plain, the table regime, and the table
 # regime with a learnable input layer started from the ciphertext-only seriation (40 epochs), then
-# from the plaintexts ("oracle", 20 epochs: the ceiling of the c mod 256 rendering). ~1 h on 2 cores.
+# from the plaintexts ("oracle", 20 epochs: a start no server can have). ~1 h on 2 cores.
 budget: $(VENV)/.installed
 	@test -n "$(DATA)" || { echo "usage: make budget DATA=path/to/class-folders WEIGHTS=..."; exit 2; }
 	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_seriation PARAMS="-p epochs 40 \

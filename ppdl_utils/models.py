@@ -120,10 +120,10 @@ def oracle_table(plain_images: np.ndarray, cipher_images: np.ndarray) -> np.ndar
     """(256, 3) input-table initialisation from *plaintext/ciphertext pairs*: each rendered value
     maps to the mean gray level of the pixels it stands for (values never seen get the middle gray).
 
-    Not something a server can do (it needs the plaintexts): an upper bound for what any input
-    table can recover from a rendering. Where the rendering merges gray levels (a ``table``
-    regime rendered ``c mod 256`` sends 256 random ciphertexts to ~162 distinct bytes), the merged
-    levels stay merged."""
+    Not something a server can do (it needs the plaintexts): a reference start that already knows
+    the inverse substitution, to tell a poor ciphertext-only estimate from a lossy rendering. Where
+    the rendering merges gray levels (a ``table`` regime rendered ``c mod 256`` sends 256 random
+    ciphertexts to ~162 distinct bytes), the merged levels stay merged."""
     plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
     cipher = np.asarray(cipher_images).reshape(-1).astype(np.int64)
     if plain.shape != cipher.shape:
@@ -140,7 +140,7 @@ INPUT_TABLE_INITS = ("identity", "seriation", "oracle")
 def input_table_init(kind: str, cipher_train: np.ndarray, plain_train: np.ndarray | None = None) -> np.ndarray:
     """The learnable input table's start, by name: ``"identity"`` (v / 127.5 - 1), ``"seriation"``
     (ciphertext-only estimate, :func:`seriation_table`) or ``"oracle"`` (from the plaintexts,
-    :func:`oracle_table`: an upper bound, not a server's capability)."""
+    :func:`oracle_table`: a reference, not a server's capability)."""
     if kind == "identity":
         return identity_table()
     if kind == "seriation":

@@ -372,8 +372,3 @@ def budget_curve(history: pd.DataFrame) -> pd.DataFrame:
                      "best val accuracy": val[best], "test accuracy": float(history[TEST_MONITOR].iloc[best])})
     return pd.DataFrame(rows).set_index("epochs")
 
-
-def epochs_to_reach(curve: pd.DataFrame, target: float) -> int | None:
-    """The smallest budget whose restored model has test accuracy >= `target` (None if none does)."""
-    reached = curve.index[curve["test accuracy"] >= target - 1e-9]
-    return int(reached[0]) if len(reached) else None
