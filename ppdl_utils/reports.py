@@ -234,7 +234,7 @@ def budget_gaps(curves: Mapping[str, pd.DataFrame], reference: str = "plain",
         gap = ref[budgets] - acc[budgets]
         ok = budgets[gap <= within + 1e-9]
         last = budgets.max()
-        rows[label] = {"epochs": int(last), "test accuracy": float(acc[last]), f"{reference}": float(ref[last]),
+        rows[label] = {"epochs": int(last), "test accuracy": float(acc[last]), reference: float(ref[last]),
                        "gap (points)": round(100 * float(gap[last]), 1),
                        "smallest gap (points)": round(100 * float(gap.min()), 1),
                        f"epochs to within {100 * within:g} points": int(ok[0]) if len(ok) else None}
