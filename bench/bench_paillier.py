@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ppdl_utils.cipher_array import _CRTDecryptor
-from ppdl_utils.fast_encrypt import FastEncryptor
-from ppdl_utils.image_encryption import ImageEncryptor
-from ppdl_utils.paillier import generate_keypair, security_label
+from ppdl_utils.crypto.cipher_array import _CRTDecryptor
+from ppdl_utils.crypto.fast_encrypt import FastEncryptor
+from ppdl_utils.images.encryption import ImageEncryptor
+from ppdl_utils.crypto.paillier import generate_keypair, security_label
 
 
 def rate(function, seconds: float) -> float:

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ppdl_utils import lwe, private_inference as pi
-from ppdl_utils.paillier import generate_keypair
+from ppdl_utils.crypto import lwe
+from ppdl_utils.learning import private_inference as pi
+from ppdl_utils.crypto.paillier import generate_keypair
 
 
 def main() -> None:

@@ -29,11 +29,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from ppdl_utils import lwe  # noqa: E402
-from ppdl_utils import rsa_textbook as rsa  # noqa: E402
-from ppdl_utils import scheme_comparison as sc  # noqa: E402
-from ppdl_utils.paillier import generate_keypair  # noqa: E402
-from ppdl_utils.synthetic import make_knee_xray_like  # noqa: E402
+from ppdl_utils.crypto import lwe  # noqa: E402
+from ppdl_utils.crypto import rsa_textbook as rsa  # noqa: E402
+from ppdl_utils.analysis import scheme_comparison as sc  # noqa: E402
+from ppdl_utils.crypto.paillier import generate_keypair  # noqa: E402
+from ppdl_utils.data.synthetic import make_knee_xray_like  # noqa: E402
 
 IMAGE_SIZE = 64
 

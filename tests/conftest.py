@@ -6,7 +6,7 @@ import os
 import pytest
 from hypothesis import settings
 
-from ppdl_utils.paillier import PaillierPrivateKey, generate_keypair
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair
 
 settings.register_profile("ppdl", max_examples=int(os.environ.get("PPDL_HYPOTHESIS_EXAMPLES", "40")),
                           deadline=None)

@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.attack_suite on tiny synthetic chest X-rays (32 px) with a 512-bit Paillier key.
+"""Tests of ppdl_utils.attacks.suite on tiny synthetic chest X-rays (32 px) with a 512-bit Paillier key.
 
 Each targeted attack recovers its regime exactly (PSNR inf) or above a stated quality, every
 attack fails on the randomized regime, and the leakage table never invents CNN accuracies.
@@ -12,11 +12,11 @@ import warnings
 import numpy as np
 import pytest
 
-from ppdl_utils import attack_suite as suite
-from ppdl_utils import lwe, rsa_textbook
-from ppdl_utils.paillier import generate_keypair
-from ppdl_utils.regimes import Regime
-from ppdl_utils.synthetic import make_chest_xray_like
+from ppdl_utils.attacks import suite
+from ppdl_utils.crypto import lwe, rsa_textbook
+from ppdl_utils.crypto.paillier import generate_keypair
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.data.synthetic import make_chest_xray_like
 
 
 @pytest.fixture(scope="module")

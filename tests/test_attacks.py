@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.attacks: each attack recovers its target regime exactly and fails on randomized input.
+"""Tests of ppdl_utils.attacks.algebraic: each attack recovers its target regime exactly and fails on randomized input.
 
 Ciphertexts are built directly with gmpy2 from a small but real Paillier key
 (phe, 512-bit n: fast, tests only) and checked against the private key.
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from phe import paillier
 
-from ppdl_utils.attacks import (
+from ppdl_utils.attacks.algebraic import (
     AttackResult,
     apply_table,
     attack_fixed_r,
@@ -24,7 +24,7 @@ from ppdl_utils.attacks import (
     chest_xray_reference_histogram,
 )
 from ppdl_utils.errors import CiphertextError, ImageFormatError
-from ppdl_utils.image_metrics import psnr, ssim
+from ppdl_utils.images.metrics import psnr, ssim
 
 
 # ----------------------------------------------------------------------------- fixtures / builders

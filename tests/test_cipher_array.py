@@ -9,12 +9,12 @@ import pytest
 from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ppdl_utils.cipher_array import PaillierArray, decrypt_array
+from ppdl_utils.crypto.cipher_array import PaillierArray, decrypt_array
 from ppdl_utils.errors import CiphertextError, ImageFormatError, PlaintextRangeError, PPDLError, WrongKeyError
-from ppdl_utils.image_encryption import ImageEncryptor, validate_images
-from ppdl_utils.keyfiles import load_private_key, load_public_key, save_private_key, save_public_key
-from ppdl_utils.regimes import Regime
-from ppdl_utils.render import float_overflows, render
+from ppdl_utils.images.encryption import ImageEncryptor, validate_images
+from ppdl_utils.crypto.keyfiles import load_private_key, load_public_key, save_private_key, save_public_key
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.images.render import float_overflows, render
 
 images = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6))
 REGIMES = list(Regime)

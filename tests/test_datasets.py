@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
-from ppdl_utils.datasets import (
+from ppdl_utils.data.loaders import (
     ImageDataset,
     find_duplicates,
     load_image_folder,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppdl_utils import encrypted_cache
-from ppdl_utils.image_encryption import ImageEncryptor
-from ppdl_utils.paillier import generate_keypair
+from ppdl_utils.images import encrypted_cache
+from ppdl_utils.images.encryption import ImageEncryptor
+from ppdl_utils.crypto.paillier import generate_keypair
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.image_metrics: known values, statistical expectations, input validation."""
+"""Tests of ppdl_utils.images.metrics: known values, statistical expectations, input validation."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from ppdl_utils.errors import ImageFormatError
-from ppdl_utils.image_metrics import (
+from ppdl_utils.images.metrics import (
     NPCR_EXPECTED,
     UACI_EXPECTED,
     adjacent_correlation,

@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.lwe: round trips, homomorphisms, regimes, noise budget, error paths."""
+"""Tests of ppdl_utils.crypto.lwe: round trips, homomorphisms, regimes, noise budget, error paths."""
 from __future__ import annotations
 
 import math
@@ -9,10 +9,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ppdl_utils import lwe
+from ppdl_utils.crypto import lwe
 from ppdl_utils.errors import NoiseBudgetError, PlaintextRangeError, WrongKeyError
-from ppdl_utils.lwe import DEFAULT, TEACHING, LWEParams
-from ppdl_utils.regimes import Regime
+from ppdl_utils.crypto.lwe import DEFAULT, TEACHING, LWEParams
+from ppdl_utils.crypto.regimes import Regime
 
 T = TEACHING.t
 B = TEACHING.error_bound

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppdl_utils import models, training
+from ppdl_utils.learning import models, training
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras + numpy 2 __array__ notice
 

@@ -11,7 +11,7 @@ import papermill
 import pandas as pd
 import pytest
 
-from ppdl_utils.keyfiles import load_private_key
+from ppdl_utils.crypto.keyfiles import load_private_key
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -9,8 +9,8 @@ from hypothesis import given, strategies as st
 from phe import paillier as phe_paillier
 
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError
-from ppdl_utils.fast_encrypt import FastEncryptor, short_exponent_bits
-from ppdl_utils.paillier import (
+from ppdl_utils.crypto.fast_encrypt import FastEncryptor, short_exponent_bits
+from ppdl_utils.crypto.paillier import (
     L, add_ciphertexts, add_plaintext, decrypt_int, encrypt_int, generate_keypair,
     keypair_from_primes, multiply_plaintext, security_bits, security_label)
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from ppdl_utils import lwe
+from ppdl_utils.crypto import lwe
 from ppdl_utils.errors import NoiseBudgetError
-from ppdl_utils.features import pixel_features
-from ppdl_utils.private_inference import (
+from ppdl_utils.learning.features import pixel_features
+from ppdl_utils.learning.private_inference import (
     LWE_INFERENCE, LWEHeadServer, PaillierHeadServer, fit_quantized_head, lwe_head_budgets,
     pack_scores, packing_parameters, run_lwe, run_paillier, unpack_scores)
 
@@ -58,8 +58,8 @@ def test_paillier_server_output_decodes_to_exact_scores(data, key2048):
     head = fit_quantized_head(features[:400], labels[:400])
     x = head.quantize_features(features[400:401])[0]
     server = PaillierHeadServer(head, key2048.public)
-    from ppdl_utils.cipher_array import PaillierArray
-    from ppdl_utils.fast_encrypt import FastEncryptor
+    from ppdl_utils.crypto.cipher_array import PaillierArray
+    from ppdl_utils.crypto.fast_encrypt import FastEncryptor
     values = np.array([int(c) for c in FastEncryptor(key2048).encrypt_many(x)], dtype=object)
     packed = server.evaluate(PaillierArray(values, key2048.public))
     assert np.array_equal(server.decode(key2048, packed), head.scores(x[None])[0])

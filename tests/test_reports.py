@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
-from ppdl_utils import reports
+from ppdl_utils.reporting import reports
 
 NAMES = ["Covid", "Lung_Opacity", "Normal", "Viral_Pneumonia"]
 

@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.rsa_textbook: round trips, multiplicative homomorphism, determinism, errors.
+"""Tests of ppdl_utils.crypto.rsa_textbook: round trips, multiplicative homomorphism, determinism, errors.
 
 One 2048-bit key is generated per module (key generation is the slow part); the only
 smaller key is the clearly labelled 1024-bit one in ``test_small_key_warns``.
@@ -13,9 +13,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from ppdl_utils import rsa_textbook as rsa
+from ppdl_utils.crypto import rsa_textbook as rsa
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError
-from ppdl_utils.regimes import Regime
+from ppdl_utils.crypto.regimes import Regime
 
 FEW = settings(max_examples=25, deadline=None)
 shapes = hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=6)

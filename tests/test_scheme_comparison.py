@@ -1,4 +1,4 @@
-"""Tests of ppdl_utils.scheme_comparison on tiny synthetic data: feature shapes, exact decryption,
+"""Tests of ppdl_utils.analysis.scheme_comparison on tiny synthetic data: feature shapes, exact decryption,
 (non-)determinism, expansion formulas, information left in the features, and a tiny end-to-end
 comparison.  Keys: the session's 2048-bit Paillier key, a 2048-bit RSA key, LWE DEFAULT."""
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
-from ppdl_utils import lwe
-from ppdl_utils import rsa_textbook as rsa
-from ppdl_utils import scheme_comparison as sc
+from ppdl_utils.crypto import lwe
+from ppdl_utils.crypto import rsa_textbook as rsa
+from ppdl_utils.analysis import scheme_comparison as sc
 from ppdl_utils.errors import PlaintextRangeError
-from ppdl_utils.synthetic import make_knee_xray_like, make_osteoporosis_tabular
+from ppdl_utils.data.synthetic import make_knee_xray_like, make_osteoporosis_tabular
 
 DETERMINISTIC = [c for c in sc.DEFAULT_CONFIGS if c[1] not in ("randomized", "none")]
 RANDOMIZED = [c for c in sc.DEFAULT_CONFIGS if c[1] == "randomized"]

@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 
 from ppdl_utils.errors import DataError
-from ppdl_utils.synthetic import (
+from ppdl_utils.data.synthetic import (
     CHEST_CLASSES,
     KNEE_CLASSES,
     make_chest_xray_like,
     make_knee_xray_like,
     make_osteoporosis_tabular,
 )
-from ppdl_utils.tabular import OSTEOPOROSIS_CATEGORIES, OSTEOPOROSIS_COLUMNS, encode_features
+from ppdl_utils.data.tabular import OSTEOPOROSIS_CATEGORIES, OSTEOPOROSIS_COLUMNS, encode_features
 
 
 def _nearest_centroid_accuracy(ds, cells: int = 8, standardize: bool = False) -> float:

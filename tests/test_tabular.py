@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ppdl_utils.errors import DataError
-from ppdl_utils.tabular import (
+from ppdl_utils.data.tabular import (
     MinMaxQuantizer,
     encode_features,
     load_osteoporosis_csv,

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ppdl_utils.regimes import Regime
-from ppdl_utils.widgets import ImageEncryptionExplorer, PaillierPlayground
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.teaching.widgets import ImageEncryptionExplorer, PaillierPlayground
 
 
 def test_playground_shows_the_additive_homomorphism():

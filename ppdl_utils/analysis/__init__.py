@@ -1,0 +1,1 @@
+"""Comparisons and measurements: schemes side by side, ciphertext statistics, timing."""

@@ -1,0 +1,1 @@
+"""Datasets: loaders, duplicates and splits, synthetic defaults, tabular data, data sources."""

@@ -1,0 +1,1 @@
+"""Models, input-table starts, the training loop, backbone features, private inference."""

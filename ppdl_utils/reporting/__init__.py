@@ -1,0 +1,1 @@
+"""Run records, the papers' tables, figures."""

@@ -1,0 +1,1 @@
+"""ipywidgets playgrounds for the notebooks."""
