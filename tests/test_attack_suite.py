@@ -5,7 +5,6 @@ attack fails on the randomized regime, and the leakage table never invents CNN a
 """
 from __future__ import annotations
 
-import json
 import math
 import warnings
 
@@ -175,9 +174,7 @@ def test_results_table_and_matrix(paillier_runs, data, tmp_path):
 
 def test_leakage_table_says_not_run_without_cnn_results(paillier_runs, tmp_path):
     runs = [r for rs in paillier_runs.values() for r in rs]
-    acc, files, run = suite.find_cnn_accuracies(tmp_path)  # empty folder: nothing found
-    assert acc == {} and files == [] and run is None
-    table = suite.leakage_vs_accuracy_table(runs, acc)
+    table = suite.leakage_vs_accuracy_table(runs, {})
     assert (table["cnn_test_accuracy"] == "not run").all()
     inv = dict(zip(table["regime"], table["invertible"]))
     assert inv[Regime.RANDOMIZED.label] == "no"
@@ -187,42 +184,6 @@ def test_leakage_table_says_not_run_without_cnn_results(paillier_runs, tmp_path)
     acc_by = dict(zip(table["regime"], table["cnn_test_accuracy"]))
     assert acc_by[Regime.TABLE.label] == "0.930" and acc_by[Regime.RANDOMIZED.label] == "not run"
     assert dict(zip(table["regime"], table["cnn_run"]))[Regime.TABLE.label] == "synthetic"
-
-
-def _write_03_run(folder, run, quick, accuracies, saved):
-    """Files as notebook 03 writes them (reports.save_run): one JSON per model, plus history CSVs."""
-    for regime, acc in accuracies.items():
-        body = {"run": run, "label": regime, "regime": regime, "quick": quick, "saved": saved,
-                "summary": {"test_accuracy": acc, "macro_f1": 0.1}, "train": {"best_val_accuracy": 0.99},
-                "test_accuracy": acc}
-        (folder / f"03_{run}_{regime}.json").write_text(json.dumps(body))
-        (folder / f"03_{run}_{regime}_history.csv").write_text("epoch,accuracy,val_accuracy\n1,0.99,0.98\n")
-
-
-def test_find_cnn_accuracies_reads_notebook_03_runs(tmp_path):
-    _write_03_run(tmp_path, "synthetic_quick", True, {"plain": 0.25, "table": 0.25}, "2026-01-02T00:00:00")
-    _write_03_run(tmp_path, "synthetic", False, {"plain": 0.95, "table": 0.93, "randomized": 0.26},
-                  "2026-01-01T00:00:00")
-    (tmp_path / "03_synthetic_summary.csv").write_text(",test accuracy,best val accuracy\nplain,0.95,0.9\n")
-    (tmp_path / "02_other.json").write_text(json.dumps({"regime": "r_one", "test_accuracy": 0.5}))  # not 03
-    acc, files, run = suite.find_cnn_accuracies(tmp_path)  # a full run is preferred over a newer quick one
-    assert run == "synthetic"
-    assert acc == pytest.approx({"plain": 0.95, "table": 0.93, "randomized": 0.26})
-    assert all(f.suffix == ".json" and f.name.startswith("03_synthetic_") for f in files) and len(files) == 3
-    acc, _, run = suite.find_cnn_accuracies(tmp_path, run="synthetic_quick")
-    assert run == "synthetic_quick" and acc == pytest.approx({"plain": 0.25, "table": 0.25})
-    assert suite.find_cnn_accuracies(tmp_path, run="covid19") == ({}, [], None)
-
-
-def test_find_cnn_accuracies_reads_other_layouts(tmp_path):
-    (tmp_path / "03_a.json").write_text(json.dumps(
-        {"results": [{"regime": "table", "test_accuracy": 0.9}, {"regime": "fixed_r", "test_accuracy": 80.0}]}))
-    acc, _, run = suite.find_cnn_accuracies(tmp_path)
-    assert run == "a" and acc == pytest.approx({"table": 0.9, "fixed_r": 0.8})
-    (tmp_path / "03_a.json").unlink()
-    (tmp_path / "03_b_summary.csv").write_text("regime,model,test_accuracy\nfixed_r,cnn,0.8\nfixed_r,cnn,0.9\n")
-    acc, files, run = suite.find_cnn_accuracies(tmp_path)
-    assert run == "b" and acc == pytest.approx({"fixed_r": 0.85}) and [f.name for f in files] == ["03_b_summary.csv"]
 
 
 def test_recovered_grid(paillier_runs, data):

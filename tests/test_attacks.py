@@ -14,18 +14,19 @@ from phe import paillier
 
 from ppdl_utils.attacks.algebraic import (
     AttackResult,
-    apply_table,
     attack_fixed_r,
     attack_lwe_fixed,
     attack_r_one,
     attack_rsa_dictionary,
+)
+from ppdl_utils.attacks.substitution import (
+    apply_table,
     attack_substitution_ciphertext_only,
     attack_table_known_pair,
     chest_xray_reference_histogram,
 )
 from ppdl_utils.errors import CiphertextError, ImageFormatError
 from ppdl_utils.images.metrics import psnr, ssim
-
 
 # ----------------------------------------------------------------------------- fixtures / builders
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ppdl_utils.learning import models, training
+from ppdl_utils.config import WeightsError, resolve_weights
+from ppdl_utils.learning import input_table, models, training
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")  # keras + numpy 2 __array__ notice
 
@@ -113,23 +114,23 @@ def test_mobilenetv2_bn_momentum_and_head():
 
 def test_weights_errors_name_the_path(tmp_path):
     missing = tmp_path / "nowhere" / "weights.weights.h5"
-    with pytest.raises(models.WeightsError, match=str(missing)):
+    with pytest.raises(WeightsError, match=str(missing)):
         models.build_mobilenetv2(32, 2, weights=str(missing), alpha=0.35)
     wrong = tmp_path / "small.weights.h5"
     models.build_small_cnn(32, 2).save_weights(str(wrong))
-    with pytest.raises(models.WeightsError, match=str(wrong)):
+    with pytest.raises(WeightsError, match=str(wrong)):
         models.build_mobilenetv2(32, 2, weights=str(wrong), alpha=0.35)
     junk = tmp_path / "junk.weights.h5"
     junk.write_bytes(b"not hdf5")
-    with pytest.raises(models.WeightsError, match=str(junk)):
+    with pytest.raises(WeightsError, match=str(junk)):
         models.build_mobilenetv2(32, 2, weights=str(junk), alpha=0.35)
 
 
-@pytest.mark.skipif(models.default_weights() is None, reason="shared ImageNet weights file not on this machine")
+@pytest.mark.skipif(resolve_weights("default") is None, reason="shared ImageNet weights file not on this machine")
 def test_shared_imagenet_weights_load_at_another_size():
     import keras
 
-    model = models.build_mobilenetv2(96, 2, weights=models.default_weights())
+    model = models.build_mobilenetv2(96, 2, weights=resolve_weights("default"))
     reference = models.build_mobilenetv2(96, 2, weights=None)
     conv = [w for w in model.weights if "Conv1" in w.path and "kernel" in w.path][0]
     ref = [w for w in reference.weights if "Conv1" in w.path and "kernel" in w.path][0]
@@ -142,7 +143,7 @@ def test_learnable_input_table():
     table = models.build_small_cnn(16, 2, learnable_input_table=True)
     assert models.input_kind(table) == "index" and models.input_kind(plain) == "rgb"
     embedding = table.get_layer("pixel_table")
-    np.testing.assert_allclose(embedding.get_weights()[0], models.identity_table())
+    np.testing.assert_allclose(embedding.get_weights()[0], input_table.identity_table())
     assert embedding.get_weights()[0].shape == (256, 3)
     # initialised to the usual scaling, the table model computes what the plain model computes
     table.set_weights([embedding.get_weights()[0], *plain.get_weights()])
@@ -151,24 +152,24 @@ def test_learnable_input_table():
     substitution = np.random.default_rng(0).permutation(256).astype(np.uint8)
     data = {"train": (substitution[images], labels), "val": (substitution[images[:8]], labels[:8])}
     training.train_model(table, data, epochs=1, lr=1e-2, batch_size=16, verbose=False)
-    assert not np.allclose(embedding.get_weights()[0], models.identity_table())
+    assert not np.allclose(embedding.get_weights()[0], input_table.identity_table())
     mobile = models.build_mobilenetv2(32, 2, alpha=0.35, learnable_input_table=True)
     assert models.input_kind(mobile) == "index" and mobile.get_layer("pixel_table").input_dim == 256
 
 
 def test_input_table_initialisations():
     levels = np.arange(256)[::-1]
-    table = models.table_from_gray_levels(levels)
+    table = input_table.table_from_gray_levels(levels)
     assert table.shape == (256, 3) and table[0, 0] == pytest.approx(1.0) and table[255, 2] == pytest.approx(-1.0)
-    partial = models.table_from_gray_levels({3: 255})
+    partial = input_table.table_from_gray_levels({3: 255})
     assert partial[3, 0] == pytest.approx(1.0) and partial[4, 0] == pytest.approx(0.0)
     with pytest.raises(ValueError):
-        models.table_from_gray_levels(np.arange(10))
+        input_table.table_from_gray_levels(np.arange(10))
     # a ciphertext-only estimate of the inverse of a substitution of smooth images
     yy, xx = np.mgrid[0:32, 0:32]
     plain = np.stack([(xx + yy + 4 * k) * 255 // 82 for k in range(6)]).astype(np.uint8)  # smooth ramps
     substitution = np.random.default_rng(1).permutation(256).astype(np.uint8)
-    estimate = models.seriation_table(substitution[plain])
+    estimate = input_table.seriation_table(substitution[plain])
     recovered = estimate[substitution[plain], 0]
     import pandas as pd
 
@@ -232,17 +233,17 @@ def test_oracle_table_averages_merged_gray_levels():
     substitution = np.zeros(256, dtype=np.uint8)
     substitution[[0, 10, 20, 200]] = [7, 7, 9, 9]  # 0 and 10 merge, 20 and 200 merge
     cipher = substitution[plain]
-    table = models.oracle_table(plain, cipher)
+    table = input_table.oracle_table(plain, cipher)
     gray = (table[:, 0] + 1) * 127.5
     # frequency-weighted: symbol 7 covers 0, 0, 10, 10; symbol 9 covers 20 and 200
     np.testing.assert_allclose(gray[[7, 9]], [5.0, 110.0], atol=1e-4)
     np.testing.assert_allclose(np.delete(gray, [7, 9]), 127.5, atol=1e-4)
     assert table.shape == (256, 3) and np.all(table[:, 0] == table[:, 2])
-    np.testing.assert_allclose(models.input_table_init("oracle", cipher, plain), table)
-    np.testing.assert_allclose(models.input_table_init("identity", cipher), models.identity_table())
+    np.testing.assert_allclose(input_table.input_table_init("oracle", cipher, plain), table)
+    np.testing.assert_allclose(input_table.input_table_init("identity", cipher), input_table.identity_table())
     with pytest.raises(ValueError, match="plain training images"):
-        models.input_table_init("oracle", cipher)
+        input_table.input_table_init("oracle", cipher)
     with pytest.raises(ValueError, match="unknown input_table_init 'magic'"):
-        models.input_table_init("magic", cipher)
+        input_table.input_table_init("magic", cipher)
     with pytest.raises(ValueError, match="differ in size"):
-        models.oracle_table(plain, cipher[:1])
+        input_table.oracle_table(plain, cipher[:1])

@@ -1,7 +1,7 @@
 """Report tables against scikit-learn; misclassification shares on a hand-made confusion matrix."""
 from __future__ import annotations
 
-import json
+import dataclasses
 
 import matplotlib
 
@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, precision_recall_fscore_support
 
+from ppdl_utils.records import EvaluationSummary
 from ppdl_utils.reporting import reports
 
 NAMES = ["Covid", "Lung_Opacity", "Normal", "Viral_Pneumonia"]
@@ -44,7 +45,7 @@ def test_classification_table_matches_sklearn():
 
 def test_summary_and_paper_tables():
     y_true, y_pred = _known_predictions(5)
-    summary = reports.summarize(y_true, y_pred, NAMES)
+    summary = dataclasses.asdict(EvaluationSummary.from_predictions(y_true, y_pred, NAMES))
     assert summary["test_accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
     plain, enc = reports.paper_table("plain"), reports.paper_table("encrypted")
     assert plain.loc["Accuracy", "f1-score"] == 0.942 and enc.loc["Accuracy", "f1-score"] == 0.932
@@ -88,29 +89,12 @@ def test_confusion_and_figures():
     matplotlib.pyplot.close("all")
 
 
-def test_save_and_load_run(tmp_path):
-    y_true, y_pred = _known_predictions()
-    history = pd.DataFrame({"epoch": [1], "accuracy": [0.5], "val_accuracy": [0.5], "loss": [1.0], "val_loss": [1.0]})
-    evaluation = {"y_true": y_true, "y_pred": y_pred, "proba": np.eye(4)[y_pred]}
-    meta = {"order": 0, "regime": "plain", "seed": 0, "image_size": 32, "n": np.int64(3)}
-    reports.save_run(tmp_path, "synthetic_quick", "plain", history, evaluation, NAMES, meta)
-    reports.save_run(tmp_path, "synthetic", "plain", history, evaluation, NAMES, meta)
-    runs = reports.load_runs(tmp_path, "synthetic_quick")
-    assert list(runs) == ["plain"]
-    body = json.loads((tmp_path / "03_synthetic_quick_plain.json").read_text())
-    assert body["summary"]["test_accuracy"] == pytest.approx(accuracy_score(y_true, y_pred))
-    assert "tensorflow" in " ".join(body["versions"]) or "keras" in body["versions"]
-    assert (runs["plain"]["predictions"]["y_pred"].to_numpy() == y_pred).all()
-    assert reports.run_name(None) == "synthetic" and reports.run_name("/x/covid19_radiography_2class/", True) \
-        == "covid19_radiography_2class_quick"
-
-
 def test_wilson_interval():
     low, high = reports.wilson_interval(187, 200)
     assert low < 187 / 200 < high and 0.88 < low < 0.90 and 0.96 < high < 0.97
     assert reports.wilson_interval(10, 20)[0] == pytest.approx(0.299, abs=1e-3)
     assert reports.wilson_interval(0, 0)[0] != reports.wilson_interval(0, 0)[0]  # nan
-    assert reports.summarize([0, 1, 1, 0], [0, 1, 0, 0], ["a", "b"])["test_accuracy_ci95"][1] <= 1
+    assert EvaluationSummary.from_predictions([0, 1, 1, 0], [0, 1, 0, 0], ["a", "b"]).test_accuracy_ci95[1] <= 1
 
 
 def test_budget_gaps_compare_at_the_same_budget():

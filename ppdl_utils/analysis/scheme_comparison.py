@@ -34,7 +34,6 @@ them, and measure accuracy, time, size, memory and security.
 from __future__ import annotations
 
 import hashlib
-import os
 import time
 import tracemalloc
 from dataclasses import dataclass, field
@@ -47,12 +46,13 @@ from tqdm.auto import tqdm
 from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto import rsa_textbook as rsa
 from ppdl_utils.crypto.cipher_array import decrypt_array
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair
+from ppdl_utils.crypto.paillier import security_bits as paillier_security_bits
+from ppdl_utils.crypto.regimes import LEAKS, Regime
 from ppdl_utils.data.loaders import ImageDataset, resolve_label_conflicts, stratified_split
+from ppdl_utils.data.tabular import encode_features, quantize_features
 from ppdl_utils.errors import PlaintextRangeError
 from ppdl_utils.images.encryption import ImageEncryptor
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair, security_bits as paillier_security_bits
-from ppdl_utils.crypto.regimes import LEAKS, Regime
-from ppdl_utils.data.tabular import encode_features, quantize_features
 
 __all__ = [
     "DEFAULT_CONFIGS",
@@ -402,51 +402,6 @@ def prepare_images(dataset: ImageDataset, seed: int = 0,
 
 
 # --------------------------------------------------------------------------- models
-def _keras():
-    """Import keras with TensorFlow's C++ banners and retracing warnings silenced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
-
-    tf.get_logger().setLevel("ERROR")
-    return keras
-
-
-def build_mlp(n_features: int, n_classes: int):
-    """A small MLP for the table: 64-32 ReLU units, dropout 0.2."""
-    keras = _keras()
-
-    return keras.Sequential([
-        keras.Input((n_features,)),
-        keras.layers.Dense(64, activation="relu"),
-        keras.layers.Dropout(0.2),
-        keras.layers.Dense(32, activation="relu"),
-        keras.layers.Dense(n_classes, activation="softmax"),
-    ])
-
-
-def _conv_block(filters: int, pool: bool) -> list:
-    keras = _keras()
-
-    layers = [keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
-              keras.layers.BatchNormalization(momentum=0.9),  # Keras' 0.999 gives chance test accuracy here
-              keras.layers.ReLU()]
-    return layers + ([keras.layers.MaxPooling2D()] if pool else [])
-
-
-def build_cnn(height: int, width: int, n_classes: int):
-    """A small CNN for gray images: 3 conv blocks (16-32-64), global average pooling, dropout."""
-    keras = _keras()
-
-    return keras.Sequential([
-        keras.Input((height, width, 1)),
-        *_conv_block(16, True), *_conv_block(32, True), *_conv_block(64, False),
-        keras.layers.GlobalAveragePooling2D(),
-        keras.layers.Dropout(0.3),
-        keras.layers.Dense(n_classes, activation="softmax"),
-    ])
-
-
 def _standardize(features: np.ndarray, train: np.ndarray, per_feature: bool) -> np.ndarray:
     """(x - mean) / std with statistics of the training items: per column, or one global pair."""
     axis = 0 if per_feature else None
@@ -455,58 +410,28 @@ def _standardize(features: np.ndarray, train: np.ndarray, per_feature: bool) -> 
     return ((features - mean) / np.where(std > 0, std, 1.0)).astype(np.float32)
 
 
-def _predict(model, x: np.ndarray, batch: int = 256) -> np.ndarray:
-    """Class predictions by direct (eager) calls: no traced predict function to build per model."""
-    scores = [np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
-    return np.argmax(np.concatenate(scores), axis=1) if scores else np.empty(0, dtype=np.int64)
-
-
-def _best_weights_callback(x_val: np.ndarray, y_val: np.ndarray):
-    """Keep the weights of the epoch with the best validation accuracy (first best on ties)."""
-    keras = _keras()
-
-    class BestWeights(keras.callbacks.Callback):
-        def __init__(self) -> None:
-            super().__init__()
-            self.best, self.best_epoch, self.weights = -1.0, -1, None
-
-        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-            accuracy = float(np.mean(_predict(self.model, x_val) == y_val)) if len(y_val) else 0.0
-            if accuracy > self.best:
-                self.best, self.best_epoch, self.weights = accuracy, epoch, self.model.get_weights()
-
-        def on_train_end(self, logs: dict | None = None) -> None:
-            if self.weights is not None:
-                self.model.set_weights(self.weights)
-
-    return BestWeights()
-
-
 def train_and_evaluate(features: np.ndarray, labels: np.ndarray, split: Mapping[str, np.ndarray], kind: str,
                        n_classes: int, epochs: int, seed: int = 0, batch_size: int = 32,
                        learning_rate: float = 1e-3) -> dict[str, float]:
-    """Train on ``train``, keep the epoch best on ``val``, report test accuracy and macro-F1."""
-    keras = _keras()
+    """Train on ``train``, keep the epoch best on ``val`` (:func:`ppdl_utils.learning.training.fit_arrays`,
+    the one best-epoch rule), report test accuracy and macro-F1."""
     from sklearn.metrics import accuracy_score, f1_score
+
+    from ppdl_utils.learning import models, training  # TensorFlow loads only when a model is trained
 
     x = _standardize(features.reshape(len(features), -1) if kind == "tabular" else features,
                      split["train"], per_feature=kind == "tabular")
     if kind == "image":
         x = x[..., None]
-    keras.utils.set_random_seed(seed)
-    model = build_mlp(x.shape[1], n_classes) if kind == "tabular" else build_cnn(*x.shape[1:3], n_classes)
-    # XLA ("auto" in Keras 3) compiles for seconds and then runs slower on a small CPU: off.
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy",
-                  jit_compile=False)
-    tr, va, te = (np.asarray(split[k]) for k in ("train", "val", "test"))
-    best = _best_weights_callback(x[va], labels[va])
-    model.fit(x[tr], labels[tr], epochs=epochs, batch_size=batch_size, shuffle=True, verbose=0, callbacks=[best])
-    predicted = _predict(model, x[te])
-    keras.backend.clear_session()
+    training.set_seed(seed, deterministic_ops=False)  # same initial weights for every scheme
+    model = models.build_mlp(x.shape[1], n_classes) if kind == "tabular" else \
+        models.build_gray_cnn(*x.shape[1:3], n_classes)
+    best, predicted = training.fit_arrays(model, x, labels, split, epochs, lr=learning_rate, batch_size=batch_size)
+    te = np.asarray(split["test"])
     return {"accuracy": float(accuracy_score(labels[te], predicted)),
             "macro_f1": float(f1_score(labels[te], predicted, average="macro",
                                        labels=list(range(n_classes)), zero_division=0)),
-            "val_accuracy": best.best, "best_epoch": best.best_epoch + 1,
+            "val_accuracy": float(best.best), "best_epoch": int(best.best_epoch),
             "chance": float(np.bincount(labels[te], minlength=n_classes).max() / max(1, len(te)))}
 
 

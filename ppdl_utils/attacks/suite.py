@@ -1,4 +1,4 @@
-"""Run every attack of :mod:`ppdl_utils.attacks.algebraic` over a set of test images and tabulate the result.
+"""Run every attack of :mod:`ppdl_utils.attacks.algebraic` and :mod:`~ppdl_utils.attacks.substitution` over a set of test images and tabulate the result.
 
 The threat model is an honest-but-curious server that receives the encrypted images.  What the
 attacker may use is stated in every row (:data:`USES`):
@@ -22,38 +22,36 @@ Every attack is also run on the ``randomized`` regime: there it must fail, and t
 
 Main entry points: :func:`attacker_knowledge`, :func:`paillier_attacks`, :func:`rsa_attacks`,
 :func:`lwe_attacks`, :func:`run_attack_suite`, :func:`results_table`, :func:`ssim_matrix`,
-:func:`find_cnn_accuracies`, :func:`leakage_vs_accuracy_table`, :func:`recovered_grid`.
+:func:`leakage_vs_accuracy_table`, :func:`recovered_grid`.
 """
 from __future__ import annotations
 
-import json
 import math
-import re
 import time
-import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from ppdl_utils.crypto import lwe as _lwe
-from ppdl_utils.crypto import rsa_textbook as _rsa
 from ppdl_utils.attacks.algebraic import (
     AttackResult,
-    apply_table,
     attack_fixed_r,
     attack_lwe_fixed,
     attack_r_one,
+    attack_r_one_rendered,
     attack_rsa_dictionary,
-    attack_substitution_ciphertext_only,
-    attack_table_known_pair,
 )
-from ppdl_utils.images.encryption import ImageEncryptor, validate_images
-from ppdl_utils.images.metrics import adjacent_correlation, psnr, ssim
+from ppdl_utils.attacks.substitution import (
+    attack_substitution_ciphertext_only,
+    known_pair_attack,
+)
+from ppdl_utils.crypto import lwe as _lwe
+from ppdl_utils.crypto import rsa_textbook as _rsa
 from ppdl_utils.crypto.paillier import PaillierPrivateKey
 from ppdl_utils.crypto.regimes import LEAKS, Regime
+from ppdl_utils.images.encryption import ImageEncryptor, validate_images
+from ppdl_utils.images.metrics import psnr, ssim
 from ppdl_utils.images.render import render
 
 __all__ = [
@@ -76,7 +74,6 @@ __all__ = [
     "run_attack_suite",
     "results_table",
     "ssim_matrix",
-    "find_cnn_accuracies",
     "leakage_vs_accuracy_table",
     "recovered_grid",
 ]
@@ -94,18 +91,6 @@ USES = {
 #: An absolute SSIM threshold would mislead: X-rays look alike, and the mean training image alone
 #: reaches SSIM ~0.6 on the synthetic data.
 BEATS_PRIOR_MARGIN = 0.1
-#: The attack's own verdict for a table look-up (decided from public data only): at least this
-#: fraction of test pixels found in the table ...
-MIN_TABLE_COVERAGE = 0.5
-#: ... and the table reproduces at least this fraction of its own known pair (a deterministic
-#: map does, up to ``c mod 256`` collisions; randomized ciphertexts give ~1/16).
-MIN_PAIR_CONSISTENCY = 0.5
-#: Plausibility check of an algebraic inversion: a natural image has adjacent-pixel correlation
-#: far above this; noise or a scrambled image does not.
-MIN_PLAUSIBLE_CORRELATION = 0.5
-#: Smoothness decoding of a known-pair look-up: a pixel whose candidates all lie further than this
-#: from its neighbours' median is in-painted instead.
-SMOOTHNESS_MAX_JUMP = 60.0
 _PSNR_CAP = 100.0  # exact images count as 100 dB in means that mix exact and inexact images
 
 
@@ -242,104 +227,10 @@ def attacker_knowledge(train_images: np.ndarray, pair_index: int = 0) -> Attacke
 # --------------------------------------------------------------------------- generic attacks
 
 
-def _symbol_codes(cipher: np.ndarray, index: dict) -> np.ndarray:
-    return np.fromiter((index.get(s, -1) for s in np.asarray(cipher).ravel().tolist()), dtype=np.int64,
-                       count=np.asarray(cipher).size).reshape(np.shape(cipher))
-
-
-def _local_median(values: np.ndarray) -> np.ndarray:
-    """Median of the defined (non-NaN) 8-neighbours of every pixel; NaN where none is defined."""
-    h, w = values.shape
-    pad = np.pad(values, 1, constant_values=np.nan)
-    stack = np.stack([pad[1 + di:1 + di + h, 1 + dj:1 + dj + w]
-                      for di in (-1, 0, 1) for dj in (-1, 0, 1) if (di, dj) != (0, 0)])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN neighbourhoods stay NaN
-        return np.nanmedian(stack, axis=0)
-
-
-def _disambiguate(codes: np.ndarray, counts: np.ndarray, fill: float, max_jump: float = SMOOTHNESS_MAX_JUMP,
-                  iterations: int = 6) -> np.ndarray:
-    """Decode one image from its symbols using the known pair's candidates and image smoothness.
-
-    ``codes``: per pixel the index of its symbol in the known pair (-1: unseen); ``counts``: per
-    symbol the plaintexts it stood for in the known pair.  Start from the symbols seen with one
-    plaintext only; then repeatedly give every pixel the candidate closest to the median of its
-    neighbours, or that median itself (in-painting) when no candidate lies within ``max_jump``
-    gray levels -- an unseen symbol, or a ``c mod 256`` collision the known pair did not show.
-    Pixels never reached get ``fill``.
-    """
-    levels = np.arange(256, dtype=np.float64)
-    seen = codes >= 0
-    cand = np.zeros(codes.shape + (256,), dtype=bool)
-    cand[seen] = counts[codes[seen]] > 0
-    values = np.full(codes.shape, np.nan)
-    sure = cand.sum(axis=-1) == 1
-    values[sure] = cand[sure].argmax(axis=-1)
-    for _ in range(iterations):
-        est = _local_median(values)
-        upd = ~np.isnan(est)
-        dist = np.where(cand[upd], np.abs(levels[None, :] - est[upd][:, None]), np.inf)
-        values[upd] = np.where(dist.min(axis=-1) <= max_jump, dist.argmin(axis=-1), np.round(est[upd]))
-    values[np.isnan(values)] = fill
-    return np.clip(values, 0, 255).astype(np.uint8)
-
-
-def known_pair_attack(pair_cipher: np.ndarray, pair_plain: np.ndarray, test_ciphers: Sequence[np.ndarray],
-                      refine: bool = True) -> tuple[list[AttackResult], list[np.ndarray], dict[str, float]]:
-    """Learn the substitution from one known pair (:func:`attack_table_known_pair`), decrypt every
-    test image with it (:func:`apply_table`; unknown symbols get the pair's mean gray), then
-    (``refine``) resolve ``c mod 256`` collisions and unseen symbols by smoothness.
-
-    Works on full ciphertexts (look-up of 4096-bit ints) and on renderings.  Returns one
-    :class:`AttackResult` per test image (``success``: >= 50% of its pixels found in the table and
-    the table reproduces >= 50% of its own known pair -- both public checks), the plain look-up
-    images (before refinement) and diagnostics (``pair_consistency``, ``table_entries``).
-    """
-    pair_plain = validate_images(pair_plain, "pair_plain")
-    table = attack_table_known_pair(pair_cipher, pair_plain)
-    consistency = float((apply_table(pair_cipher, table).image == pair_plain).mean())
-    index: dict = {}
-    flat = np.asarray(pair_cipher).ravel().tolist()
-    codes_pair = np.fromiter((index.setdefault(s, len(index)) for s in flat), dtype=np.int64, count=len(flat))
-    counts = np.zeros((len(index), 256), dtype=np.int64)
-    np.add.at(counts, (codes_pair, pair_plain.ravel().astype(np.int64)), 1)
-    fill = float(pair_plain.mean())
-    results, lookups = [], []
-    for cipher in test_ciphers:
-        t0 = time.perf_counter()
-        res = apply_table(cipher, table, fill=int(round(fill)), min_coverage=0.0)
-        lookups.append(res.image)
-        if refine:
-            res.image = _disambiguate(_symbol_codes(cipher, index), counts, fill)
-        res.success = bool(res.coverage >= MIN_TABLE_COVERAGE and consistency >= MIN_PAIR_CONSISTENCY)
-        res.seconds = time.perf_counter() - t0
-        results.append(res)
-    return results, lookups, {"pair_consistency": consistency, "table_entries": float(len(table))}
-
-
 def ciphertext_only_attack(test_ciphers: np.ndarray, knowledge: AttackerKnowledge) -> AttackResult:
     """:func:`attack_substitution_ciphertext_only` on the whole stack of test ciphertexts (the server
     holds all of them, under one key) with the training images' histogram as reference."""
     return attack_substitution_ciphertext_only(test_ciphers, knowledge.reference_histogram)
-
-
-def attack_r_one_rendered(rendered: np.ndarray, n: int) -> AttackResult:
-    """``c mod 256`` of Paillier ``r_one``: c = 1 + n m, so (c mod 256) = 1 + (n mod 256) m (mod 256)
-    and m = (x - 1) (n mod 256)^-1 mod 256 with the public key alone (n is odd).
-
-    ``success``: the result looks like a natural image (adjacent-pixel correlation > 0.5), a check
-    on public data; a rendering of another regime gives a scrambled image and fails it.
-    """
-    t0 = time.perf_counter()
-    x = validate_images(rendered, "rendered").astype(np.int64)
-    inv = pow(int(n) % 256, -1, 256)
-    image = (((x - 1) * inv) % 256).astype(np.uint8)
-    corr = adjacent_correlation(image)
-    ok = bool(np.isfinite(corr) and corr > MIN_PLAUSIBLE_CORRELATION)
-    return AttackResult(image=image, success=ok, coverage=1.0, seconds=time.perf_counter() - t0,
-                        notes=f"m = (x - 1) * n^-1 mod 256; adjacent correlation {corr:.2f}",
-                        name="r_one_rendered")
 
 
 def _pin_darkest(attack: Callable[[int, int], AttackResult], darkest_level: int,
@@ -554,142 +445,6 @@ def ssim_matrix(runs: Sequence[AttackRun]) -> pd.DataFrame:
                           aggfunc="first", sort=False)
 
 
-_ACC_KEYS = ("test_accuracy", "test_acc", "accuracy_test", "accuracy", "acc")
-_REGIME_PATTERNS = (
-    ("randomized", r"randomi[sz]ed|fresh"),
-    ("fixed_r", r"fixed[_ -]?r"),
-    ("r_one", r"r[_ -]?one|r\s*=\s*1"),
-    ("table", r"table"),
-    ("plain", r"plain|unencrypted|no[_ -]?encryption"),
-)
-
-
-def _regime_key(text: Any) -> str | None:
-    s = str(text).lower()
-    for key, pattern in _REGIME_PATTERNS:
-        if re.search(pattern, s):
-            scheme = "lwe" if "lwe" in s else "rsa" if "rsa" in s else "paillier"
-            return key if scheme == "paillier" or key == "plain" else f"{scheme}/{key}"
-    return None
-
-
-def _acc_value(record: dict) -> float | None:
-    lower = {str(k).lower(): v for k, v in record.items()}
-    for k in _ACC_KEYS:
-        v = lower.get(k)
-        if _number(v) is not None:
-            return float(v) / 100.0 if float(v) > 1.0 else float(v)
-    return None
-
-
-def _number(v: Any) -> float | None:
-    if isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(float(v)):
-        return float(v)
-    return None
-
-
-def _walk_json(obj: Any, label: str | None, acc_context: bool, out: list[tuple[str, float]]) -> None:
-    """Collect (regime, test accuracy) pairs from any nesting of dicts and lists: records such as
-    {"regime": "table", "test_accuracy": 0.93}, {"table": {"accuracy": 0.93}} or
-    {"test_accuracy": {"table": 0.93}}."""
-    if isinstance(obj, dict):
-        for k in ("regime", "encryption", "condition", "dataset", "variant", "input", "name"):
-            if k in obj and _regime_key(obj[k]):
-                label = _regime_key(obj[k])
-                break
-        acc = _acc_value(obj)
-        if label and acc is not None:
-            out.append((label, acc))
-            return
-        for k, v in obj.items():
-            key = _regime_key(k)
-            number = _number(v)
-            if number is not None and key and acc_context and 0 <= number <= 100:
-                out.append((key, number / 100.0 if number > 1 else number))
-            elif isinstance(v, (dict, list)):
-                _walk_json(v, key or label, acc_context or bool(re.search(r"^(test_)?acc", str(k), re.I)), out)
-    elif isinstance(obj, list):
-        for v in obj:
-            _walk_json(v, label, acc_context, out)
-
-
-def _csv_records(path: Path) -> list[tuple[str, float]]:
-    """(regime, test accuracy) rows of a CSV: a label column naming the regime (the index column
-    of notebook 03's summary counts) and a ``test accuracy``/``test_accuracy``/``accuracy`` column."""
-    df = pd.read_csv(path)
-    norm = {re.sub(r"[\s\-/]+", "_", str(c).strip().lower()): c for c in df.columns}
-    acc_col = next((norm[k] for k in _ACC_KEYS if k in norm), None)
-    if acc_col is None:
-        return []
-    label_cols = [c for c in df.columns if not pd.api.types.is_numeric_dtype(df[c])]
-    rows = []
-    for _, row in df.iterrows():
-        label = next((_regime_key(row[c]) for c in label_cols if _regime_key(row[c])), None)
-        v = _number(row[acc_col])
-        if label and v is not None:
-            rows.append((label, v / 100.0 if v > 1 else v))
-    return rows
-
-
-def find_cnn_accuracies(results_dir: "str | Path", run: str | None = None,
-                        pattern: str = "03_*") -> tuple[dict[str, float], list[Path], str | None]:
-    """CNN test accuracies per regime from notebook 03's result files in ``results_dir``.
-
-    Notebook 03 writes ``03_<run>_<regime>.json`` (``run``, ``regime``, ``quick``, ``saved`` and
-    ``summary.test_accuracy``) and ``03_<run>_summary.csv``; other JSON/CSV layouts holding
-    (regime, test accuracy) pairs are read too.  ``run`` picks one run (``synthetic``,
-    ``synthetic_quick``, a data folder's name); without it the latest non-quick run is used, else the
-    latest quick one.  Several values for one regime in a run are averaged.
-
-    Returns (``{regime: accuracy}``, files used, run name): ``({}, [], None)`` when nothing is found.
-    Keys: ``plain``, ``randomized``, ``fixed_r``, ``r_one``, ``table`` (Paillier), or ``lwe/...``.
-    Nothing is ever invented.
-    """
-    d = Path(results_dir)
-    if not d.is_dir():
-        return {}, [], None
-    # run -> {"quick": bool, "saved": str, "json": [(regime, acc, path)], "csv": [(regime, acc, path)]}
-    runs: dict[str, dict] = {}
-    for path in sorted(d.glob(pattern)):
-        suffix = path.suffix.lower()
-        try:
-            if suffix == ".json":
-                body = json.loads(path.read_text())
-                rows: list[tuple[str, float]] = []
-                _walk_json(body, None, False, rows)
-                meta = body if isinstance(body, dict) else {}
-                name = str(meta.get("run") or path.stem.removeprefix("03_"))
-                kind = "json"
-            elif suffix == ".csv":
-                rows = _csv_records(path)
-                name = re.sub(r"_summary$", "", path.stem.removeprefix("03_"))
-                meta, kind = {}, "csv"
-            else:
-                continue
-        except (OSError, ValueError, pd.errors.ParserError):
-            continue
-        if not rows:
-            continue
-        entry = runs.setdefault(name, {"quick": name.endswith("_quick"), "saved": "", "json": [], "csv": []})
-        if "quick" in meta:
-            entry["quick"] = bool(meta["quick"])
-        entry["saved"] = max(entry["saved"], str(meta.get("saved") or ""),
-                             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(path.stat().st_mtime)))
-        entry[kind] += [(k, v, path) for k, v in rows]
-    if run is not None:
-        runs = {k: v for k, v in runs.items() if k == run}
-    if not runs:
-        return {}, [], None
-    chosen = max(runs, key=lambda k: (not runs[k]["quick"], runs[k]["saved"]))
-    entry = runs[chosen]
-    records = entry["json"] or entry["csv"]  # the per-model JSON files, else the summary table
-    acc: dict[str, list[float]] = {}
-    for k, v, _ in records:
-        acc.setdefault(k, []).append(v)
-    files = sorted({path for _, _, path in records})
-    return {k: float(np.mean(v)) for k, v in acc.items()}, files, chosen
-
-
 _LEAK_ROWS = (
     ("plain", "Paillier", None, "everything (no encryption)"),
     ("r_one", "Paillier", Regime.R_ONE, LEAKS[Regime.R_ONE]),
@@ -720,8 +475,9 @@ def leakage_vs_accuracy_table(runs: Sequence[AttackRun], cnn_accuracies: dict[st
     strongest attack beats the prior on most test images); and the CNN test accuracy from notebook
     03 -- ``"not run"`` when none is given: nothing is invented.
 
-    ``cnn_accuracies`` keys as returned by :func:`find_cnn_accuracies`; ``cnn_run`` the notebook 03
-    run they come from (shown in the ``cnn_run`` column)."""
+    ``cnn_accuracies``: ``{regime: test accuracy}`` of notebook 03's run records
+    (:func:`ppdl_utils.records.accuracies_by_regime`); ``cnn_run`` the run they come from (shown in
+    the ``cnn_run`` column)."""
     cnn = cnn_accuracies or {}
     rows = []
     for key, scheme, regime, leaks in _LEAK_ROWS:

@@ -18,6 +18,7 @@ from typing import Callable
 import numpy as np
 
 from ppdl_utils.crypto.paillier import PaillierPublicKey
+from ppdl_utils.errors import ImageFormatError
 
 PER_VALUE_RENDERERS = ("mod256", "msb")
 RENDERERS = (*PER_VALUE_RENDERERS, "minmax")
@@ -75,3 +76,28 @@ def render_with_table(images: np.ndarray, table: np.ndarray, public: PaillierPub
         lut[present] = [(c - lo) * 255 // span for c in entries]
         out[i] = lut[image]
     return out.reshape(images.shape)
+
+
+def rendering_stats(plain_images: np.ndarray, rendered_images: np.ndarray) -> dict[str, float]:
+    """How much a rendering destroys, from plaintext/rendered pairs (an evaluator's measure, not an attack).
+
+    A deterministic regime rendered ``c mod 256`` maps the 256 gray levels onto fewer byte values;
+    *which* levels merge decides how much a CNN can still see.  Returns:
+
+    * ``distinct_values``: distinct rendered values among the pixels;
+    * ``merged_levels``: gray levels that share their rendered value with another level;
+    * ``merge_spread``: the pixel-weighted mean |gray level - mean gray level of its rendered
+      value| -- 0 when nothing merges, large when distant levels (dark lung, bright bone) collide.
+    """
+    plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
+    rendered = np.asarray(rendered_images).reshape(-1).astype(np.int64)
+    if plain.shape != rendered.shape:
+        raise ImageFormatError(f"plain and rendered images differ in size: {np.shape(plain_images)} vs "
+                               f"{np.shape(rendered_images)}")
+    counts = np.bincount(rendered, minlength=256)
+    mean_level = np.bincount(rendered, weights=plain, minlength=256) / np.maximum(counts, 1)
+    pairs = np.unique(np.stack([plain, rendered]), axis=1)  # distinct (level, value) pairs
+    levels_per_value = np.bincount(pairs[1], minlength=256)
+    merged = np.unique(pairs[0][levels_per_value[pairs[1]] > 1])
+    return {"distinct_values": float(np.count_nonzero(counts)), "merged_levels": float(len(merged)),
+            "merge_spread": float(np.mean(np.abs(plain - mean_level[rendered])))}

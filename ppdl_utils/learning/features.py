@@ -21,18 +21,9 @@ def pixel_features(images: np.ndarray, grid: int = 16) -> np.ndarray:
 def mobilenet_features(images: np.ndarray, weights: "str | Path", batch_size: int = 32) -> np.ndarray:
     """Global-average-pooled MobileNetV2 features (1280 per image) from a Keras weights file for
     `MobileNetV2(include_top=False)`; images are (N, H, W) uint8 grayscale, H = W >= 32."""
-    import keras
+    from ppdl_utils.learning.models import build_backbone  # TensorFlow loads only when features are asked for
 
-    path = Path(weights)
-    if not path.is_file():
-        raise DataError(f"backbone weights file {path} does not exist")
-    size = images.shape[1]
-    model = keras.applications.MobileNetV2(include_top=False, weights=None, pooling="avg",
-                                           input_shape=(size, size, 3))
-    try:
-        model.load_weights(str(path))
-    except (ValueError, OSError) as exc:
-        raise DataError(f"{path} does not hold MobileNetV2(include_top=False) weights: {exc}") from None
+    model = build_backbone(images.shape[1], str(weights))  # WeightsError names a missing or unfit file
     rgb = np.repeat(images[..., None], 3, axis=-1).astype(np.float32) / 127.5 - 1.0
     return model.predict(rgb, batch_size=batch_size, verbose=0).astype(np.float32)
 

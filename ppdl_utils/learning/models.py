@@ -1,4 +1,5 @@
-"""The classifiers: the paper's transfer-learning MobileNetV2 and a small CNN for tests.
+"""The classifiers: the paper's transfer-learning MobileNetV2, a small CNN for quick runs, and the
+MLP / gray-image CNN of the scheme comparison (notebook 05) -- one place for every Keras model.
 
 Every model here takes the images the way :mod:`ppdl_utils.learning.training` feeds them:
 
@@ -27,24 +28,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from ppdl_utils.errors import PPDLError  # noqa: E402
+from ppdl_utils.config import WeightsError, default_weights_path  # noqa: E402
+from ppdl_utils.learning.input_table import input_table_block  # noqa: E402
 
-#: The offline stand-in for ``weights="imagenet"`` (converted Keras 3 weights, no top).
-SHARED_IMAGENET_WEIGHTS = (Path(__file__).resolve().parents[3] / "shared" / "data" / "mobilenet_v2_imagenet"
-                           / "mobilenet_v2_1.0_224_no_top.weights.h5")
-
-PIXEL_LEVELS = 256
 INDEX_INPUT = "index"
 RGB_INPUT = "rgb"
-
-
-class WeightsError(PPDLError, ValueError):
-    """A pretrained-weights file is missing or does not fit the model; the message names the path."""
-
-
-def default_weights() -> str | None:
-    """The shared ImageNet weights file when it exists on this machine, else None (random init)."""
-    return str(SHARED_IMAGENET_WEIGHTS) if SHARED_IMAGENET_WEIGHTS.is_file() else None
 
 
 def set_bn_momentum(model: keras.Model, momentum: float) -> int:
@@ -78,95 +66,11 @@ def input_kind(model: keras.Model) -> str:
     return INDEX_INPUT if "int" in dtype else RGB_INPUT
 
 
-def identity_table() -> np.ndarray:
-    """(256, 3) initial table: pixel value v -> MobileNetV2 preprocessing v / 127.5 - 1 on 3 channels,
-    so that on plain images the table model starts out equal to the ordinary model."""
-    column = np.arange(PIXEL_LEVELS, dtype=np.float32) / 127.5 - 1.0
-    return np.repeat(column[:, None], 3, axis=1)
-
-
-def table_from_gray_levels(levels: "np.ndarray | dict") -> np.ndarray:
-    """(256, 3) input-table initialisation from a gray level (0..255) per input value: a length-256
-    array, or a {value: level} dict (values it lacks get the middle gray, 127.5)."""
-    if isinstance(levels, dict):
-        column = np.full(PIXEL_LEVELS, 127.5, dtype=np.float32)
-        for value, level in levels.items():
-            column[int(value)] = float(level)
-    else:
-        column = np.asarray(levels, dtype=np.float32).reshape(-1)
-        if column.shape != (PIXEL_LEVELS,):
-            raise ValueError(f"gray levels must have {PIXEL_LEVELS} entries, got shape {np.shape(levels)}")
-    return np.repeat((column / 127.5 - 1.0)[:, None], 3, axis=1).astype(np.float32)
-
-
-def seriation_table(cipher_images: np.ndarray, max_images: int = 100, seed: int = 0) -> np.ndarray:
-    """(256, 3) input-table initialisation estimated from *ciphertext images alone*.
-
-    Runs the ciphertext-only substitution attack (:func:`ppdl_utils.attacks.algebraic.attack_substitution_ciphertext_only`:
-    spectral seriation of adjacent-value co-occurrences + histogram matching) on up to
-    `max_images` training images, and maps each rendered value to the gray level it recovers.
-    Anyone holding the ciphertexts can do this — one more sign that deterministic regimes are not
-    secure.  For randomized ciphertexts the attack finds nothing and the result is ~meaningless."""
-    from ppdl_utils.attacks.algebraic import attack_substitution_ciphertext_only
-
-    images = np.asarray(cipher_images)
-    if len(images) > max_images:
-        images = images[np.sort(np.random.default_rng(seed).choice(len(images), max_images, replace=False))]
-    result = attack_substitution_ciphertext_only(images)
-    return table_from_gray_levels(result.table or {})
-
-
-def oracle_table(plain_images: np.ndarray, cipher_images: np.ndarray) -> np.ndarray:
-    """(256, 3) input-table initialisation from *plaintext/ciphertext pairs*: each rendered value
-    maps to the mean gray level of the pixels it stands for (values never seen get the middle gray).
-
-    Not something a server can do (it needs the plaintexts): a reference start that already knows
-    the inverse substitution, to tell a poor ciphertext-only estimate from a lossy rendering. Where
-    the rendering merges gray levels (a ``table`` regime rendered ``c mod 256`` sends 256 random
-    ciphertexts to ~162 distinct bytes), the merged levels stay merged."""
-    plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
-    cipher = np.asarray(cipher_images).reshape(-1).astype(np.int64)
-    if plain.shape != cipher.shape:
-        raise ValueError(f"plain and cipher images differ in size: {np.shape(plain_images)} vs {np.shape(cipher_images)}")
-    counts = np.bincount(cipher, minlength=PIXEL_LEVELS)
-    sums = np.bincount(cipher, weights=plain, minlength=PIXEL_LEVELS)
-    levels = np.where(counts > 0, sums / np.maximum(counts, 1), 127.5)
-    return table_from_gray_levels(levels)
-
-
-INPUT_TABLE_INITS = ("identity", "seriation", "oracle")
-
-
-def input_table_init(kind: str, cipher_train: np.ndarray, plain_train: np.ndarray | None = None) -> np.ndarray:
-    """The learnable input table's start, by name: ``"identity"`` (v / 127.5 - 1), ``"seriation"``
-    (ciphertext-only estimate, :func:`seriation_table`) or ``"oracle"`` (from the plaintexts,
-    :func:`oracle_table`: a reference, not a server's capability)."""
-    if kind == "identity":
-        return identity_table()
-    if kind == "seriation":
-        return seriation_table(cipher_train)
-    if kind == "oracle":
-        if plain_train is None:
-            raise ValueError('input_table_init="oracle" needs the plain training images')
-        return oracle_table(plain_train, cipher_train)
-    raise ValueError(f"unknown input_table_init {kind!r}; expected one of {', '.join(INPUT_TABLE_INITS)}")
-
-
-def _input_table_block(input_size: int, name: str = "pixel_table", init: np.ndarray | None = None):
-    init = identity_table() if init is None else np.asarray(init, dtype=np.float32)
-    if init.shape != (PIXEL_LEVELS, 3):
-        raise ValueError(f"input table initialisation must have shape ({PIXEL_LEVELS}, 3), got {init.shape}")
-    inputs = keras.Input((input_size, input_size), dtype="int32", name="pixel_index")
-    table = keras.layers.Embedding(PIXEL_LEVELS, 3, name=name,
-                                   embeddings_initializer=keras.initializers.Constant(init))
-    return inputs, table(inputs)
-
-
 def _load_base_weights(base: keras.Model, weights: str, alpha: float) -> None:
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise WeightsError(f"pretrained weights file {path} does not exist (pass weights=None to train from "
-                           f"scratch, or the path of mobilenet_v2_1.0_224_no_top.weights.h5)")
+        raise WeightsError(f"pretrained weights file {path} does not exist: pass the offline ImageNet weights "
+                           f"({default_weights_path()}) or weights=None to train from random initialisation")
     before = [keras.ops.convert_to_numpy(v.value) for v in base.weights]
     try:
         with warnings.catch_warnings():
@@ -195,7 +99,7 @@ def build_mobilenetv2(input_size: int, n_classes: int, weights: str | None = Non
         n_classes: number of output classes.
         weights: None (random init), ``"imagenet"`` (Keras download; not available offline, use the
             path instead) or the path of a Keras weights file for ``MobileNetV2(include_top=False)``,
-            e.g. :func:`default_weights`.  Convolution weights do not depend on the input size.
+            e.g. :func:`ppdl_utils.config.resolve_weights`.  Convolution weights do not depend on the input size.
         bn_momentum: moving-average momentum put on every BatchNormalization layer (0.9; Keras'
             default 0.999 gives chance test accuracy when the statistics shift, see module doc).
         dropout: rate of the Dropout layer before the classifier.
@@ -203,7 +107,7 @@ def build_mobilenetv2(input_size: int, n_classes: int, weights: str | None = Non
             ``Embedding(256, 3)`` initialised to the usual [-1, 1] scaling.
         alpha: width multiplier (1.0 for the paper's network; 0.35 makes a tiny one for quick runs).
         input_table_init: (256, 3) initial table (default :func:`identity_table`; see
-            :func:`seriation_table`, :func:`table_from_gray_levels`).
+            :mod:`ppdl_utils.learning.input_table`).
 
     Raises:
         WeightsError: the weights file is missing or incompatible (the message names the path).
@@ -219,14 +123,14 @@ def build_mobilenetv2(input_size: int, n_classes: int, weights: str | None = Non
                                                        include_top=False, weights="imagenet")
         except Exception as exc:
             raise WeightsError(f"weights='imagenet' needs a download that failed ({type(exc).__name__}); "
-                               f"offline, pass the weights file path instead, e.g. {SHARED_IMAGENET_WEIGHTS}"
+                               f"offline, pass the weights file path instead, e.g. {default_weights_path()}"
                                ) from exc
         base.set_weights(reference.get_weights())
     elif weights is not None:
         _load_base_weights(base, str(weights), alpha)
 
     if learnable_input_table:
-        inputs, x = _input_table_block(input_size, init=input_table_init)
+        inputs, x = input_table_block(input_size, init=input_table_init)
     else:
         inputs = keras.Input((input_size, input_size, 3), name="image")
         x = inputs
@@ -245,7 +149,7 @@ def build_small_cnn(input_size: int, n_classes: int, learnable_input_table: bool
                     ) -> keras.Model:
     """A few-thousand-parameter CNN with the same input conventions (for tests and quick runs)."""
     if learnable_input_table:
-        inputs, x = _input_table_block(int(input_size), init=input_table_init)
+        inputs, x = input_table_block(int(input_size), init=input_table_init)
     else:
         inputs = keras.Input((int(input_size), int(input_size), 3), name="image")
         x = inputs
@@ -257,3 +161,43 @@ def build_small_cnn(input_size: int, n_classes: int, learnable_input_table: bool
     x = keras.layers.GlobalAveragePooling2D()(x)
     outputs = keras.layers.Dense(n_classes, activation="softmax", name="predictions")(x)
     return keras.Model(inputs, outputs, name="small_cnn_table" if learnable_input_table else "small_cnn")
+
+
+def build_mlp(n_features: int, n_classes: int) -> keras.Model:
+    """The scheme comparison's model for tabular features: 64-32 ReLU units, dropout 0.2."""
+    return keras.Sequential([
+        keras.Input((n_features,)),
+        keras.layers.Dense(64, activation="relu"),
+        keras.layers.Dropout(0.2),
+        keras.layers.Dense(32, activation="relu"),
+        keras.layers.Dense(n_classes, activation="softmax"),
+    ], name="mlp")
+
+
+def _gray_conv_block(filters: int, pool: bool, bn_momentum: float) -> list:
+    layers = [keras.layers.Conv2D(filters, 3, padding="same", use_bias=False),
+              keras.layers.BatchNormalization(momentum=bn_momentum),  # 0.999 gives chance accuracy here
+              keras.layers.ReLU()]
+    return layers + ([keras.layers.MaxPooling2D()] if pool else [])
+
+
+def build_gray_cnn(height: int, width: int, n_classes: int, bn_momentum: float = 0.9) -> keras.Model:
+    """The scheme comparison's model for standardized one-channel images (any value range, e.g.
+    rendered LWE or RSA ciphertexts): 3 conv blocks (16-32-64), global average pooling, dropout."""
+    return keras.Sequential([
+        keras.Input((height, width, 1)),
+        *_gray_conv_block(16, True, bn_momentum), *_gray_conv_block(32, True, bn_momentum),
+        *_gray_conv_block(64, False, bn_momentum),
+        keras.layers.GlobalAveragePooling2D(),
+        keras.layers.Dropout(0.3),
+        keras.layers.Dense(n_classes, activation="softmax"),
+    ], name="gray_cnn")
+
+
+def build_backbone(input_size: int, weights: str, alpha: float = 1.0) -> keras.Model:
+    """MobileNetV2 (no top) + global average pooling: the public feature extractor of private
+    inference (1280 features per image at alpha 1.0), loaded from a weights file and checked."""
+    base = keras.applications.MobileNetV2(input_shape=(int(input_size), int(input_size), 3), alpha=alpha,
+                                          include_top=False, weights=None, pooling="avg")
+    _load_base_weights(base, str(weights), alpha)
+    return base

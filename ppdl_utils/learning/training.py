@@ -15,18 +15,18 @@ import math
 import time
 from dataclasses import dataclass, field
 
+import keras  # noqa: E402
 import numpy as np
 import pandas as pd
-
-from ppdl_utils.learning import models as _models  # sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads
-
-import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from ppdl_utils.errors import ImageFormatError  # noqa: E402
+from ppdl_utils.learning import models as _models  # sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads
+from ppdl_utils.records import EvaluationSummary, RunRecord, TrainSummary  # noqa: E402
 
 __all__ = ["set_seed", "preprocess_batch", "make_dataset", "BestWeights", "StepTimer", "TrainResult",
-           "train_model", "predict", "evaluate", "fit_and_test", "cap_split", "WarmupSchedule"]
+           "train_model", "predict", "evaluate", "fit_and_test", "fit_arrays", "run_record", "cap_split",
+           "WarmupSchedule"]
 
 
 def set_seed(seed: int, deterministic_ops: bool = True) -> None:
@@ -204,7 +204,8 @@ class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warm-up from lr/warmup_steps to `lr`, then constant or cosine decay to lr/100."""
 
     def __init__(self, lr: float, warmup_steps: int, total_steps: int, cosine: bool = False) -> None:
-        self.lr, self.warmup_steps, self.total_steps, self.cosine = float(lr), int(warmup_steps), int(total_steps), bool(cosine)
+        self.lr, self.warmup_steps = float(lr), int(warmup_steps)
+        self.total_steps, self.cosine = int(total_steps), bool(cosine)
 
     def __call__(self, step):
         step = keras.ops.cast(step, "float32")
@@ -372,3 +373,46 @@ def budget_curve(history: pd.DataFrame) -> pd.DataFrame:
                      "best val accuracy": val[best], "test accuracy": float(history[TEST_MONITOR].iloc[best])})
     return pd.DataFrame(rows).set_index("epochs")
 
+
+def predict_arrays(model: keras.Model, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Class predictions by direct (eager) calls: no traced predict function to build per model."""
+    scores = [np.asarray(model(x[i:i + batch], training=False)) for i in range(0, len(x), batch)]
+    return np.argmax(np.concatenate(scores), axis=1) if scores else np.empty(0, dtype=np.int64)
+
+
+def fit_arrays(model: keras.Model, x: np.ndarray, labels: np.ndarray, split: dict, epochs: int,
+               lr: float = 1e-3, batch_size: int = 32) -> tuple[BestWeights, np.ndarray]:
+    """Train `model` on float arrays (features, standardized images) with the same best-epoch rule
+    as :func:`train_model` (:class:`BestWeights` on validation accuracy, earliest on ties, 1-based),
+    then predict the test part.  Returns (the callback: ``best_epoch``, ``best``; test predictions).
+    Seed (:func:`set_seed`) before building the model: the seed then fixes weights, dropout and order."""
+    tr, va, te = (np.asarray(split[k]) for k in ("train", "val", "test"))
+    # XLA ("auto" in Keras 3) compiles for seconds and then runs slower on a small CPU: off.
+    model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"], jit_compile=False)
+    best = BestWeights()
+    model.fit(x[tr], labels[tr], validation_data=(x[va], labels[va]), epochs=epochs, batch_size=batch_size,
+              shuffle=True, verbose=0, callbacks=[best])
+    return best, predict_arrays(model, x[te])
+
+
+def run_record(result: TrainResult, evaluation: dict, *, run: str, label: str, regime: str, regime_label: str,
+               class_names: list[str], order: int = 0, **provenance) -> RunRecord:
+    """The :class:`~ppdl_utils.records.RunRecord` of one model trained by :func:`fit_and_test`:
+    its test summary, training summary, history and per-image predictions, plus `provenance`
+    (data, image_size, epochs, architecture, weights, key_bits, key_fingerprint, renderer, seed,
+    quick, input_table, key_draw, split_seed, cipher_stats, split_counts, settings...)."""
+    y_true = np.asarray(evaluation["y_true"]).astype(int)
+    y_pred = np.asarray(evaluation["y_pred"]).astype(int)
+    predictions = pd.DataFrame({"y_true": y_true, "y_pred": y_pred})
+    proba = np.asarray(evaluation.get("proba", np.empty((len(y_true), 0))))
+    for k, name in enumerate(class_names[:proba.shape[1]] if proba.ndim == 2 else []):
+        predictions[f"p_{name}"] = proba[:, k].round(6)
+    summary = result.summary()
+    train = TrainSummary(**{k: summary.pop(k) for k in ("best_epoch", "best_val_accuracy", "n_train", "n_val",
+                                                       "seconds_per_step", "first_step_seconds",
+                                                       "images_per_second", "wall_seconds", "steps_per_epoch",
+                                                       "batch_size")}, extra=summary)
+    return RunRecord(run=run, label=label, regime=regime, regime_label=regime_label, class_names=list(class_names),
+                     summary=EvaluationSummary.from_predictions(y_true, y_pred, class_names), train=train,
+                     order=order, history=result.history, predictions=predictions, **provenance)

@@ -7,16 +7,11 @@
 * :func:`plot_training_curves` — train and validation accuracy per epoch, best epoch marked
   (Figs. 4–5);
 * :data:`PAPER` — the paper's reported numbers as data, and :func:`comparison_table`;
-* :func:`save_run` / :func:`load_runs` — histories, predictions and provenance under results/.
+* run records (histories, predictions, provenance) are :class:`ppdl_utils.records.RunRecord`.
 """
 from __future__ import annotations
 
-import json
-import platform
 import re
-import time
-from importlib import metadata
-from pathlib import Path
 from typing import Mapping, Sequence
 
 import matplotlib.pyplot as plt
@@ -24,7 +19,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import classification_report, confusion_matrix
 
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.records import RunRecord, wilson_interval  # noqa: F401  (the papers' tables quote it)
 
 COLUMNS = ["precision", "recall", "f1-score", "support"]
 
@@ -127,18 +122,6 @@ def pair_share(cm: np.ndarray, class_names: Sequence[str], a: str, b: str) -> fl
     total = cm.sum() - np.trace(cm)
     i, j = names.index(a), names.index(b)
     return float((cm[i, j] + cm[j, i]) / total) if total else float("nan")
-
-
-def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """95% Wilson score interval of an accuracy of `correct` out of `total` (how much a test set
-    of this size can tell: 200 images give about ±3-4 points around 93%, 20 images ±20 around 50%)."""
-    if total <= 0:
-        return (float("nan"), float("nan"))
-    p = correct / total
-    denom = 1 + z * z / total
-    centre = (p + z * z / (2 * total)) / denom
-    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
-    return (float(max(0.0, centre - half)), float(min(1.0, centre + half)))
 
 
 def _norm(name: str) -> str:
@@ -260,99 +243,29 @@ def plot_budget_curves(curves: Mapping[str, pd.DataFrame], reference: str = "pla
 
 
 # --------------------------------------------------------------------------------------------
-# saving and loading runs
+# run records side by side
 # --------------------------------------------------------------------------------------------
-_PACKAGES = ("numpy", "pandas", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras", "phe", "gmpy2",
-             "ppdl-utils")
+def records_overview(records: Mapping[str, RunRecord]) -> pd.DataFrame:
+    """One row per trained model of a run: regime (secure or not), test accuracy with its 95% CI,
+    macro F1, best validation epoch, cost, and the gap to plain when plain was trained."""
+    rows = {}
+    for label, r in records.items():
+        s, t = r.summary, r.train
+        rows[label] = {"regime": r.regime_label, "train images": t.n_train, "test images": s.n_test,
+                       "test accuracy": s.test_accuracy, "95% CI": "{:.1%}–{:.1%}".format(*s.test_accuracy_ci95),
+                       "macro F1": s.macro_f1, "best val accuracy": t.best_val_accuracy, "best epoch": t.best_epoch,
+                       "epochs": r.epochs, "s/step": t.seconds_per_step, "wall s": t.wall_seconds}
+    overview = pd.DataFrame(rows).T
+    if "plain" in records:
+        overview["gap to plain (points)"] = 100 * (overview["test accuracy"].astype(float)
+                                                   - records["plain"].summary.test_accuracy)
+    return overview
 
 
-def package_versions() -> dict[str, str]:
-    """Python and the installed versions of the packages the results depend on."""
-    out = {"python": platform.python_version()}
-    for name in _PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            pass
-    return out
+def comparison_summaries(records: Mapping[str, RunRecord]) -> dict[str, dict]:
+    """``{"ours: <label>": summary}`` for :func:`comparison_table` (test summary + best epoch)."""
+    import dataclasses
 
-
-def run_name(data_dir: "str | Path | None", quick: bool = False) -> str:
-    """The name results of a run are saved under: ``synthetic`` or the data folder's name
-    (``covid19_radiography_2class``), with ``_quick`` for quick runs."""
-    base = "synthetic" if not data_dir else re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(str(data_dir)).resolve().name)
-    return f"{base}_quick" if quick else base
-
-
-def _safe(label: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
-
-
-def summarize(y_true: Sequence[int], y_pred: Sequence[int], class_names: Sequence[str]) -> dict:
-    """Test-set numbers for :func:`comparison_table`: accuracy, macro and weighted F1, per-class F1."""
-    table = classification_table(y_true, y_pred, class_names, digits=6)
-    n = int(table.loc["Accuracy", "support"])
-    low, high = wilson_interval(int(np.sum(np.asarray(y_true) == np.asarray(y_pred))), n)
-    return {"test_accuracy": float(table.loc["Accuracy", "f1-score"]), "test_accuracy_ci95": [low, high],
-            "macro_f1": float(table.loc["Macro avg", "f1-score"]),
-            "weighted_f1": float(table.loc["Weighted avg", "f1-score"]),
-            "n_test": int(table.loc["Accuracy", "support"]), "classes": len(class_names),
-            "f1": {c: float(table.loc[c, "f1-score"]) for c in class_names}}
-
-
-def save_run(results_dir: "str | Path", run: str, label: str, history: pd.DataFrame, evaluation: Mapping,
-             class_names: Sequence[str], meta: Mapping) -> dict[str, Path]:
-    """Write one trained model's results: ``03_<run>_<label>.json`` (provenance + summary),
-    ``..._history.csv`` (per epoch) and ``..._predictions.csv`` (per test image)."""
-    results_dir = Path(results_dir)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    stem = results_dir / f"03_{_safe(run)}_{_safe(label)}"
-    paths = {"json": stem.with_name(stem.name + ".json"),
-             "history": stem.with_name(stem.name + "_history.csv"),
-             "predictions": stem.with_name(stem.name + "_predictions.csv")}
-    history.to_csv(paths["history"], index=False)
-    pred = pd.DataFrame({"y_true": np.asarray(evaluation["y_true"]).astype(int),
-                         "y_pred": np.asarray(evaluation["y_pred"]).astype(int)})
-    proba = np.asarray(evaluation.get("proba", np.empty((len(pred), 0))))
-    for k, name in enumerate(class_names[:proba.shape[1]] if proba.ndim == 2 else []):
-        pred[f"p_{name}"] = proba[:, k].round(6)
-    pred.to_csv(paths["predictions"], index_label="test_index")
-    body = {"run": run, "label": label, "class_names": list(class_names),
-            "summary": summarize(pred["y_true"], pred["y_pred"], class_names),
-            "saved": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": package_versions(), **dict(meta)}
-    paths["json"].write_text(json.dumps(body, indent=1, default=_json_default))
-    return paths
-
-
-def _json_default(obj):
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if isinstance(obj, pd.DataFrame):
-        return obj.to_dict()
-    return str(obj)
-
-
-def load_runs(results_dir: "str | Path", run: str) -> dict[str, dict]:
-    """Every model saved by :func:`save_run` for `run`: ``{label: {"meta", "history", "predictions"}}``,
-    in the order they were trained (``meta["order"]`` when present)."""
-    results_dir = Path(results_dir)
-    prefix = f"03_{_safe(run)}_"
-    out = {}
-    for path in sorted(results_dir.glob(f"{prefix}*.json")):
-        meta = json.loads(path.read_text())
-        if meta.get("run") != run:  # e.g. "synthetic" must not pick up "synthetic_quick"
-            continue
-        stem = path.with_suffix("")
-        out[meta["label"]] = {"meta": meta,
-                              "history": pd.read_csv(stem.with_name(stem.name + "_history.csv")),
-                              "predictions": pd.read_csv(stem.with_name(stem.name + "_predictions.csv"))}
-    if not out:
-        raise PPDLError(f"no saved runs named {run!r} in {results_dir} (run notebooks/03_training.ipynb first "
-                        "with the same data_dir and quick)")
-    return dict(sorted(out.items(), key=lambda kv: kv[1]["meta"].get("order", 0)))
+    return {f"ours: {label}": dataclasses.asdict(r.summary) | {"best_val_accuracy": r.train.best_val_accuracy,
+                                                               "best_epoch": r.train.best_epoch}
+            for label, r in records.items()}

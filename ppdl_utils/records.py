@@ -1,0 +1,303 @@
+"""The run record: what one trained model of a training run is, written once and read everywhere.
+
+Notebook 03 writes one :class:`RunRecord` per trained model (``03_<run>_<label>.json`` plus its
+``_history.csv`` and ``_predictions.csv``); notebooks 04, 06 and 08 and the key-draw report read
+them back with :func:`load_records`.  The JSON keys are the dataclass fields, so a record is
+never guessed back from "any nesting of dicts": a missing required field is an error naming the
+file and the field.  Records written before this class existed load unchanged (their keys are
+the same); keys this class does not know are kept in ``extra``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import platform
+import re
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ppdl_utils.errors import PPDLError
+
+PREFIX = "03"  # the notebook that trains the models
+
+
+class RecordError(PPDLError, ValueError):
+    """A run-record file is missing, malformed or lacks a field; the message names file and field."""
+
+
+def safe_name(label: str) -> str:
+    """A label as it appears in file names (``table+input_table`` stays readable)."""
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", label)
+
+
+def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """95% Wilson score interval of a proportion (well-behaved at 0 and 1 and for small n)."""
+    if total <= 0:
+        return float("nan"), float("nan")
+    p = correct / total
+    denom = 1 + z * z / total
+    centre = (p + z * z / (2 * total)) / denom
+    half = z * np.sqrt(p * (1 - p) / total + z * z / (4 * total * total)) / denom
+    return float(max(0.0, centre - half)), float(min(1.0, centre + half))
+
+
+@dataclass
+class EvaluationSummary:
+    """Test-set numbers of one model (the restored best-validation epoch, on the held-out test part)."""
+
+    test_accuracy: float
+    test_accuracy_ci95: tuple[float, float]
+    macro_f1: float
+    weighted_f1: float
+    n_test: int
+    classes: int
+    f1: dict[str, float]
+
+    def __post_init__(self) -> None:
+        self.test_accuracy_ci95 = tuple(float(v) for v in self.test_accuracy_ci95)  # JSON gives a list
+
+    @classmethod
+    def from_predictions(cls, y_true: Sequence[int], y_pred: Sequence[int],
+                         class_names: Sequence[str]) -> "EvaluationSummary":
+        from sklearn.metrics import f1_score
+
+        y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
+        labels = list(range(len(class_names)))
+        per_class = f1_score(y_true, y_pred, labels=labels, average=None, zero_division=0)
+        correct = int(np.sum(y_true == y_pred))
+        return cls(test_accuracy=correct / max(1, len(y_true)),
+                   test_accuracy_ci95=wilson_interval(correct, len(y_true)),
+                   macro_f1=float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+                   weighted_f1=float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+                   n_test=len(y_true), classes=len(class_names),
+                   f1={c: float(v) for c, v in zip(class_names, per_class)})
+
+
+@dataclass
+class TrainSummary:
+    """How training went: the restored epoch and what it cost."""
+
+    best_epoch: int
+    best_val_accuracy: float
+    n_train: int
+    n_val: int
+    seconds_per_step: float = float("nan")
+    first_step_seconds: float = float("nan")
+    images_per_second: float = float("nan")
+    wall_seconds: float = float("nan")
+    steps_per_epoch: int = 0
+    batch_size: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class RunRecord:
+    """One trained model of a run (``run`` = data source + quick flag + suffix, ``label`` = the model).
+
+    ``regime`` is ``plain`` or a Paillier regime name; ``regime_label`` says in words whether it is
+    secure.  ``key_draw`` and ``split_seed`` tell repeated runs apart (key-draw distributions)."""
+
+    run: str
+    label: str
+    regime: str
+    regime_label: str
+    class_names: list[str]
+    summary: EvaluationSummary
+    train: TrainSummary
+    data: str = "SYNTHETIC"
+    source_label: str = ""
+    image_size: int = 0
+    epochs: int = 0
+    architecture: str = ""
+    weights: str | None = None
+    bn_momentum: float | None = None
+    key_bits: int | None = None
+    key_fingerprint: str | None = None
+    renderer: str = "mod256"
+    seed: int = 0
+    split_seed: int | None = None
+    key_draw: int | None = None
+    quick: bool = False
+    input_table: str | None = None
+    order: int = 0
+    split_counts: dict[str, list[int]] = field(default_factory=dict)
+    cipher_stats: dict[str, float] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+    saved: str = ""
+    versions: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+    history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+    predictions: pd.DataFrame | None = field(default=None, repr=False, compare=False)
+
+    # ------------------------------------------------------------------ convenience
+    @property
+    def test_accuracy(self) -> float:
+        return self.summary.test_accuracy
+
+    @property
+    def secure(self) -> bool:
+        return self.regime == "randomized"
+
+    def paths(self, results_dir: "str | Path") -> dict[str, Path]:
+        stem = f"{PREFIX}_{safe_name(self.run)}_{safe_name(self.label)}"
+        d = Path(results_dir)
+        return {"json": d / f"{stem}.json", "history": d / f"{stem}_history.csv",
+                "predictions": d / f"{stem}_predictions.csv"}
+
+    # ------------------------------------------------------------------ save / load
+    def to_json(self) -> dict[str, Any]:
+        body = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("history", "predictions", "extra", "summary", "train")}
+        body["summary"] = dataclasses.asdict(self.summary)
+        body["train"] = {**{k: v for k, v in dataclasses.asdict(self.train).items() if k != "extra"},
+                         **self.train.extra}
+        # normalised through JSON once, so that to_json() equals what load() reads back
+        return json.loads(json.dumps({**body, **self.extra}, default=_json_default))
+
+    def save(self, results_dir: "str | Path") -> dict[str, Path]:
+        """Write the JSON record and its two CSVs atomically (a crash never leaves half a record)."""
+        paths = self.paths(results_dir)
+        paths["json"].parent.mkdir(parents=True, exist_ok=True)
+        if not self.saved:
+            self.saved = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+            self.versions = self.versions or package_versions()
+        for key, frame, kwargs in (("history", self.history, {"index": False}),
+                                   ("predictions", self.predictions, {"index_label": "test_index"})):
+            if frame is not None:
+                _atomic_write(paths[key], frame.to_csv(**kwargs))
+        _atomic_write(paths["json"], json.dumps(self.to_json(), indent=1))
+        return paths
+
+    @classmethod
+    def from_json(cls, body: Mapping[str, Any], source: str = "<record>") -> "RunRecord":
+        if not isinstance(body, Mapping):
+            raise RecordError(f"{source}: a run record is a JSON object, got {type(body).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in body.items() if k in known and k not in ("history", "predictions")}
+        values["extra"] = {k: v for k, v in body.items() if k not in known}
+        for name in ("run", "label", "class_names", "summary", "train"):
+            if name not in body:
+                raise RecordError(f"{source}: the run record lacks the field {name!r}")
+        values.setdefault("regime", str(body["label"]).split("+")[0])
+        values.setdefault("regime_label", values["regime"])
+        values["summary"] = _typed(EvaluationSummary, body["summary"], f"{source}: summary")
+        values["train"] = _train_summary(body["train"], f"{source}: train")
+        values["settings"] = {**{k: body[k] for k in _LEGACY_SETTINGS if k in body}, **(body.get("settings") or {})}
+        values["extra"] = {k: v for k, v in values["extra"].items() if k not in _LEGACY_SETTINGS}
+        return cls(**values)
+
+    @classmethod
+    def load(cls, path: "str | Path", with_tables: bool = True) -> "RunRecord":
+        """Read ``03_<run>_<label>.json`` (and, by default, its history and predictions CSVs)."""
+        path = Path(path)
+        try:
+            body = json.loads(path.read_text())
+        except FileNotFoundError:
+            raise RecordError(f"run record {path} does not exist") from None
+        except (OSError, ValueError) as exc:
+            raise RecordError(f"run record {path} is not readable JSON: {exc}") from None
+        record = cls.from_json(body, str(path))
+        if with_tables:
+            stem = path.with_suffix("")
+            for name in ("history", "predictions"):
+                csv = stem.with_name(f"{stem.name}_{name}.csv")
+                if not csv.is_file():
+                    raise RecordError(f"run record {path}: its {name} file {csv.name} is missing")
+                setattr(record, name, pd.read_csv(csv))
+        return record
+
+
+# settings that older records kept at the top level
+_LEGACY_SETTINGS = ("lr", "batch_size", "schedule", "warmup_epochs", "monitor_test", "cpu_count", "load_average")
+
+
+def _typed(cls, values: Any, where: str):
+    if not isinstance(values, Mapping):
+        raise RecordError(f"{where} must be an object, got {type(values).__name__}")
+    names = {f.name for f in dataclasses.fields(cls)}
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.name not in values and f.default is dataclasses.MISSING
+               and f.default_factory is dataclasses.MISSING]  # type: ignore[misc]
+    if missing:
+        raise RecordError(f"{where} lacks the field(s) {missing}")
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _train_summary(values: Any, where: str) -> TrainSummary:
+    summary = _typed(TrainSummary, values, where)
+    names = {f.name for f in dataclasses.fields(TrainSummary)}
+    summary.extra = {k: v for k, v in values.items() if k not in names}
+    return summary
+
+
+_PACKAGES = ("numpy", "pandas", "scikit-learn", "tensorflow", "tensorflow-cpu", "keras", "phe", "gmpy2", "tenseal",
+             "ppdl-utils")
+
+
+def package_versions() -> dict[str, str]:
+    """Python and the installed versions of the packages the results depend on."""
+    out = {"python": platform.python_version()}
+    for name in _PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, (np.ndarray, tuple)):
+        return list(np.asarray(obj).tolist())
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"a run record cannot hold {type(obj).__name__} values")
+
+
+def load_records(results_dir: "str | Path", run: str, with_tables: bool = True) -> dict[str, RunRecord]:
+    """Every model of `run` in `results_dir`, ``{label: record}`` in training order.
+
+    Only exact run names match (``synthetic`` never picks up ``synthetic_quick``).  No record is an
+    error that says which notebook writes them."""
+    results_dir = Path(results_dir)
+    out = {}
+    for path in sorted(results_dir.glob(f"{PREFIX}_{safe_name(run)}_*.json")):
+        try:
+            head = json.loads(path.read_text())
+        except ValueError as exc:
+            raise RecordError(f"run record {path} is not readable JSON: {exc}") from None
+        if not isinstance(head, Mapping) or head.get("run") != run or "summary" not in head:
+            continue  # another run whose name starts like this one, or another file of the notebook
+        record = RunRecord.load(path, with_tables)
+        out[record.label] = record
+    if not out:
+        raise RecordError(f"no run records named {run!r} in {results_dir}: run notebooks/03_training.ipynb "
+                          "first with the same data_dir, quick and run_suffix")
+    return dict(sorted(out.items(), key=lambda kv: kv[1].order))
+
+
+def accuracies_by_regime(records: Mapping[str, RunRecord]) -> dict[str, float]:
+    """``{label: test accuracy}`` of a run's models (labels as trained: ``table``, ``table+input_table``)."""
+    return {label: r.summary.test_accuracy for label, r in records.items()}
