@@ -1,80 +1,106 @@
 # ppdl — every notebook is executed headlessly with papermill; figures/ and results/ are regenerated.
-#   make all                 all notebooks on the embedded synthetic data (offline)
-#   make all QUICK=1         the same with tiny parameters (what the tests use)
-#   make 02_image_encryption one notebook
-#   make reproduce DATA=../shared/data/covid19_radiography_2class WEIGHTS=path/to/mobilenet.weights.h5
-#                            notebooks 03-04 on real data (WEIGHTS: offline ImageNet backbone)
-#   make budget DATA=... WEIGHTS=...   epochs the table regime needs to come within 2 points of plain
-#   make table_draws DATA=... WEIGHTS=...   the table regime under DRAWS fresh keys (its spread)
-#   make test | make lab | make bench
+# `make help` lists the targets.  Executed copies are file targets named after the run
+# (build/notebooks/<notebook>_<run>.ipynb, run = synthetic | <data folder>, + _quick, + SUFFIX), so a
+# quick or real-data run never overwrites another's outputs, and `make -j2 all` is safe: a notebook
+# that reads another's results depends on that notebook's executed copy.
 PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
 QUICK ?= 0
 DATA ?=
-DRAWS ?= 2
 WEIGHTS ?=
 PARAMS ?=
+PARAMFILE ?=
 SUFFIX ?=
+DRAWS ?= 3
+SPLITS ?= 2
 BUILD := build/notebooks
+STAMP := $(VENV)/.installed
+
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STEMS := $(basename $(notdir $(NOTEBOOKS)))
-PAPERMILL_PARAMS := -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
-	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(PARAMS)
+# the run name, as ppdl_utils.config.run_name computes it inside the notebooks
+RUN := $(if $(DATA),$(notdir $(patsubst %/,%,$(basename $(DATA)))),synthetic)$(if $(filter 1,$(QUICK)),_quick)$(SUFFIX)
+EXECUTED = $(BUILD)/$(1)_$(RUN).ipynb
+# DATA, WEIGHTS and SUFFIX go to every notebook (one that lacks the parameter ignores it);
+# what PARAMFILE and PARAMS set must exist in the notebook, or the run stops before it starts
+CHECKED_PARAMS = $(if $(PARAMFILE),-f $(abspath $(PARAMFILE))) $(PARAMS)
+PAPERMILL_PARAMS = -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
+	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(if $(SUFFIX),-p run_suffix $(SUFFIX)) $(CHECKED_PARAMS)
 
-.PHONY: all test lab bench clean venv reproduce budget table_draws $(STEMS)
+.PHONY: help all test lint lab bench clean venv reproduce budget key_draws table_draws $(STEMS)
+.DEFAULT_GOAL := help
 
-all: $(STEMS)
+help:  ## this list
+	@echo "usage: make TARGET [QUICK=1] [DATA=folder] [WEIGHTS=file] [SUFFIX=_name] [PARAMFILE=params/x.yaml] [PARAMS='-p k v']"
+	@grep -hE '^[A-Za-z0-9_%-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-24s %s\n", $$1, $$2}'
+	@echo "  01_key_generation ...     one notebook (each numbered notebook is a target)"
 
-venv: $(VENV)/.installed
+all: $(STEMS)  ## every notebook on the embedded synthetic default (offline); DATA=... for real images
 
-$(VENV)/.installed: pyproject.toml
+venv: $(STAMP)  ## create ./venv and install the package with its test extras
+
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
-$(STEMS): %: $(VENV)/.installed
+# one phony name per notebook -> its executed copy for this run
+$(STEMS): %: $(BUILD)/%_$(RUN).ipynb
+
+# notebooks that read another notebook's results depend on that notebook's executed copy
+$(call EXECUTED,04_results): $(call EXECUTED,03_training)
+$(call EXECUTED,06_attacks): $(call EXECUTED,03_training)
+$(call EXECUTED,08_privacy_ladder): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks) \
+	$(call EXECUTED,07_private_inference)
+
+$(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)
 	@mkdir -p $(BUILD) figures results
-	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar \
-		notebooks/$@.ipynb $(BUILD)/$@$(SUFFIX).ipynb $(PAPERMILL_PARAMS)
+	$(BIN)/python -m ppdl_utils.notebook_params $< $(CHECKED_PARAMS)
+	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar $< $@.part $(PAPERMILL_PARAMS)
+	mv $@.part $@
 
-reproduce: $(VENV)/.installed
-	@test -n "$(DATA)" || { echo "usage: make reproduce DATA=path/to/class-folders"; exit 2; }
-	$(MAKE) 03_training 04_results DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) PARAMS="$(PARAMS)" SUFFIX=_real
+reproduce: $(STAMP)  ## notebooks 03-04 on a real dataset: make reproduce DATA=... [WEIGHTS=...]
+	@test -n "$(DATA)" || { echo "make reproduce needs DATA=path/to/class-folders (e.g. ../shared/data/covid19_radiography_3class)"; exit 2; }
+	@test -d "$(DATA)" || { echo "make reproduce: DATA=$(DATA) is not a folder"; exit 2; }
+	$(MAKE) 03_training 04_results DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) PARAMS="$(PARAMS)" \
+		PARAMFILE=$(PARAMFILE) SUFFIX=$(SUFFIX)
 
-# Test accuracy per training budget (notebook 03, monitor_test): plain, the table regime, and the table
-# regime with a learnable input layer started from the ciphertext-only seriation (40 epochs), then
-# from the plaintexts ("oracle", 20 epochs: a start no server can have). ~1 h on 2 cores.
-budget: $(VENV)/.installed
-	@test -n "$(DATA)" || { echo "usage: make budget DATA=path/to/class-folders WEIGHTS=..."; exit 2; }
-	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_seriation PARAMS="-p epochs 40 \
-		-p monitor_test 1 -y 'regimes: [plain, table]' -y 'input_table_regimes: [table]' \
-		-p input_table_init seriation -p run_suffix _budget_seriation"
-	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_oracle PARAMS="-p epochs 20 \
-		-p monitor_test 1 -y 'regimes: [plain]' -y 'input_table_regimes: [table]' \
-		-p input_table_init oracle -p run_suffix _budget_oracle"
+budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of plain (DATA=..., ~1 h)
+	@test -n "$(DATA)" || { echo "make budget needs DATA=path/to/class-folders"; exit 2; }
+	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_seriation PARAMFILE=params/budget_seriation.yaml
+	$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_budget_oracle PARAMFILE=params/budget_oracle.yaml
 
-# The table regime (plain MobileNetV2 and the seriation-started input layer, default budget) under
-# DRAWS fresh 2048-bit keys in keys/draw<k>/ (a new secret table each): ~9 min per draw.
-table_draws: $(VENV)/.installed
-	@test -n "$(DATA)" || { echo "usage: make table_draws DATA=path/to/class-folders WEIGHTS=... [DRAWS=2]"; exit 2; }
-	for k in $$(seq 1 $(DRAWS)); do \
-		$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_draw$$k PARAMS="-p keys_dir ../keys/draw$$k \
-			-y 'regimes: [table]' -y 'input_table_regimes: [table]' -p input_table_init seriation \
-			-p run_suffix _draw$$k" || exit 1; \
+# Every deterministic regime, bare and seriation-started, under DRAWS fresh keys (keys/draw<k>/) and
+# SPLITS split seeds, plain once per split seed.  Resumable: a finished (key, seed) run is an executed
+# copy in build/notebooks and is not redone.  Notebook 04 (section "key draws") reads them back.
+KEY_DRAW_RUNS := $(foreach k,$(shell seq 1 $(DRAWS)),$(foreach s,$(shell seq 1 $(SPLITS)),_key$(k)_split$(s)))
+key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., ~100 s/model)
+	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=2]"; exit 2; }
+	for run in $(KEY_DRAW_RUNS); do \
+		k=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\1/'); s=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\2/'); \
+		file=params/key_draws.yaml; [ $$k = 1 ] && file=params/key_draws_plain.yaml; \
+		$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) SUFFIX=$$run PARAMFILE=$$file \
+			PARAMS="-p keys_dir ../keys/draw$$k -p key_draw $$k -p split_seed $$s" || exit 1; \
 	done
+	$(MAKE) 04_results DATA=$(DATA) QUICK=$(QUICK) SUFFIX=_key1_split1 PARAMS="-p key_draw_runs '$(KEY_DRAW_RUNS)'"
 
-test: $(VENV)/.installed
+table_draws: key_draws  ## (old name) see key_draws
+
+test: $(STAMP)  ## the whole test suite (what CI runs): unit tests, lint, every notebook with tiny parameters
 	$(BIN)/python -m pytest -q
 
-lab: $(VENV)/.installed
+lint: $(STAMP)  ## ruff over the package, tests, bench and notebooks
+	$(BIN)/ruff check .
+
+lab: $(STAMP)  ## JupyterLab on notebooks/ (widgets live in the running kernel)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: $(VENV)/.installed
+bench: $(STAMP)  ## the benchmarks in bench/ (Paillier speed, private inference, schemes)
 	$(BIN)/python bench/bench_paillier.py
 	$(BIN)/python bench/bench_private_inference.py
 	$(BIN)/python bench/bench_schemes.py
 
-clean:
+clean:  ## remove build/ (executed notebooks); figures/ and results/ are kept
 	rm -rf build

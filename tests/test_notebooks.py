@@ -76,7 +76,7 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
         curves = list(Path(params["results_dir"]).glob(f"{path.stem[:2]}_*_budget_curves.csv"))
         assert curves and "table+input_table" in curves[0].read_text(), "no budget curves were saved"
     if params.get("key_draws", 1) > 1:
-        spread = pd.read_csv(Path(params["results_dir"]) / "05_key_spread.csv")
+        spread = pd.read_csv(Path(params["results_dir"]) / "05_synthetic_quick_key_spread.csv")
         assert spread["key_draw"].nunique() == params["key_draws"], "the key-draw section did not run"
     text = json.dumps(executed)
     for key_file in (run_dir / "keys").glob("*.private.json"):

@@ -1,0 +1,72 @@
+"""Key-draw distributions read back from run records: the statistics are the ones a reader would compute."""
+from __future__ import annotations
+
+import matplotlib
+import matplotlib.collections
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from ppdl_utils.records import EvaluationSummary, RunRecord, TrainSummary
+from ppdl_utils.reporting.key_draws import collect_draws, distribution, plot_draws, spread_predicts_accuracy
+
+NAMES = ["a", "b"]
+
+
+def _record(run, label, key_draw, split_seed, accuracy, spread=None, order=0):
+    n = 100
+    y = np.array([0, 1] * (n // 2))
+    wrong = int(round((1 - accuracy) * n))
+    pred = y.copy()
+    pred[:wrong] = 1 - pred[:wrong]
+    return RunRecord(run=run, label=label, regime=label.split("+")[0], regime_label=label, class_names=NAMES,
+                     summary=EvaluationSummary.from_predictions(y, pred, NAMES),
+                     train=TrainSummary(best_epoch=1, best_val_accuracy=0.5, n_train=10, n_val=2),
+                     key_draw=key_draw, split_seed=split_seed, order=order,
+                     cipher_stats={} if spread is None else {"merge_spread": spread, "distinct_values": 160.0})
+
+
+@pytest.fixture
+def draws(tmp_path):
+    runs = []
+    table = {(1, 1): (0.90, 2.0), (2, 1): (0.80, 9.0), (1, 2): (0.85, 4.0), (2, 2): (0.70, 12.0)}
+    plain = {1: 0.95, 2: 0.90}
+    for (k, s), (acc, spread) in table.items():
+        run = f"x_key{k}_split{s}"
+        runs.append(run)
+        if k == 1:
+            _record(run, "plain", k, s, plain[s]).save(tmp_path)
+        _record(run, "table", k, s, acc, spread, order=1).save(tmp_path)
+        _record(run, "table+input_table", k, s, min(1.0, acc + 0.05), spread, order=2).save(tmp_path)
+    return collect_draws(tmp_path, runs)
+
+
+def test_gaps_are_to_plain_of_the_same_split(draws):
+    row = draws[(draws["label"] == "table") & (draws["key_draw"] == 2) & (draws["split_seed"] == 2)].iloc[0]
+    assert row["plain_accuracy"] == pytest.approx(0.90) and row["gap_points"] == pytest.approx(-20.0)
+
+
+def test_distribution_statistics(draws):
+    table = distribution(draws)
+    accs = np.array([0.90, 0.80, 0.85, 0.70])
+    assert table.loc["table", "draws"] == 4
+    assert table.loc["table", "mean"] == pytest.approx(accs.mean())
+    assert table.loc["table", "sd"] == pytest.approx(accs.std(ddof=1))
+    assert (table.loc["table", "min"], table.loc["table", "max"]) == (pytest.approx(0.70), pytest.approx(0.90))
+    # within 2 points: table+input_table (key 1) is 0.95 vs plain 0.95 and 0.90 vs plain 0.90; key 2 is not
+    assert table.loc["table+input_table", "within 2 points of plain"] == pytest.approx(0.5)
+    assert list(table.index) == ["plain", "table", "table+input_table"]
+
+
+def test_spread_predicts_accuracy(draws):
+    rho = spread_predicts_accuracy(draws)
+    assert rho.loc["table", "rho(merge_spread, accuracy)"] == pytest.approx(-1.0)
+    assert "table+input_table" not in rho.index and "plain" not in rho.index
+
+
+def test_plot_has_a_point_per_draw(draws):
+    fig = plot_draws(draws)
+    points = [c for c in fig.axes[0].collections if isinstance(c, matplotlib.collections.PathCollection)]
+    assert sum(len(c.get_offsets()) for c in points) == len(draws)
