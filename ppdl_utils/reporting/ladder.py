@@ -1,0 +1,106 @@
+"""The privacy ladder: every level of protection measured on one dataset, one row each.
+
+Rungs 0-1 come from notebook 03's run records (plain, and the papers' deterministic "encryption",
+with the median SSIM of notebook 06's strongest attack); rung 2 from notebook 07's private
+inference CSV; rungs 3-5 are measured by notebook 08 (:class:`~ppdl_utils.learning.encrypted_common.LadderRow`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Iterable, Mapping
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ppdl_utils.records import RunRecord
+
+COLUMNS = ["rung", "name", "accuracy", "accuracy_ci95", "macro_f1", "n_test", "encrypt_ms", "server_ms",
+           "decrypt_ms", "bytes_up", "bytes_down", "peak_memory_mb", "context_bytes", "security", "server_learns",
+           "mismatches_vs_twin"]
+
+
+def _ci(accuracy: float, n: int) -> str:
+    from ppdl_utils.records import wilson_interval
+
+    if not n or not np.isfinite(accuracy):
+        return ""
+    low, high = wilson_interval(int(round(accuracy * n)), int(n))
+    return f"{low:.1%}–{high:.1%}"
+
+
+def record_rows(records: Mapping[str, RunRecord], attack_ssim: Mapping[str, float] | None = None) -> list[dict]:
+    """Rung 0 (plain) and rung 1 (each deterministic regime, bare or input-table) from run records;
+    the server's cost is not measured there (training, not inference), so latency stays empty."""
+    rows = []
+    for label, r in records.items():
+        if r.regime == "randomized":
+            continue
+        rung = 0 if r.regime == "plain" else 1
+        ssim = (attack_ssim or {}).get(r.regime)
+        learns = "the image" if rung == 0 else \
+            (f"the image (attack SSIM {ssim:.2f})" if ssim is not None else "the image, up to a substitution")
+        rows.append({"rung": rung, "name": f"rung {rung}: {label} (notebook 03)", "accuracy": r.test_accuracy,
+                     "n_test": r.summary.n_test, "macro_f1": r.summary.macro_f1,
+                     "security": "none" if rung == 0 else "none: deterministic, NOT secure",
+                     "server_learns": learns, "mismatches_vs_twin": np.nan})
+    return rows
+
+
+_SECURITY_07 = {"Paillier": "112-bit classical (Paillier 2048, DCR), randomized",
+                "LWE": "~128-bit classical (LWE n=1024, log q=27), randomized"}
+
+
+def private_inference_rows(csv: "str | Path") -> list[dict]:
+    """Rung 2 from notebook 07's ``07_<run>_private_inference.csv`` (one row per scheme)."""
+    frame = pd.read_csv(csv)
+    rows = []
+    for _, row in frame.iterrows():
+        rows.append({"rung": 2, "name": f"rung 2: linear head, {row['scheme']} (notebook 07)",
+                     "accuracy": row.get("accuracy", np.nan), "n_test": row.get("images", np.nan),
+                     "macro_f1": row.get("macro_f1", np.nan),
+                     "encrypt_ms": row.get("client_encrypt_ms"), "server_ms": row.get("server_ms"),
+                     "decrypt_ms": row.get("client_decrypt_ms"), "bytes_up": row.get("bytes_up"),
+                     "bytes_down": row.get("bytes_down"), "security": _SECURITY_07.get(row["scheme"], "randomized"),
+                     "server_learns": "nothing about the features (DCR / LWE)",
+                     "mismatches_vs_twin": row.get("mismatches", np.nan)})
+    return rows
+
+
+def ladder_table(rows: Iterable[dict]) -> pd.DataFrame:
+    """One table, rungs in order, with the accuracy's 95% Wilson interval."""
+    frame = pd.DataFrame(list(rows))
+    for column in COLUMNS:
+        if column not in frame:
+            frame[column] = np.nan
+    frame["accuracy_ci95"] = [_ci(a, n) for a, n in zip(frame["accuracy"], frame["n_test"].fillna(0))]
+    frame["end_to_end_ms"] = frame[["encrypt_ms", "server_ms", "decrypt_ms"]].sum(axis=1, min_count=1)
+    return frame[COLUMNS + ["end_to_end_ms"]].sort_values("rung", kind="stable").reset_index(drop=True)
+
+
+def plot_ladder(table: pd.DataFrame, title: str = "") -> plt.Figure:
+    """Accuracy against end-to-end latency per image (log axis), each point labelled with its rung and
+    security; rungs without a measured latency (0-1: the server reads the image) sit at the left edge."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    timed = table["end_to_end_ms"].dropna()
+    left = 10 ** math.floor(math.log10(max(timed.min(), 1e-3))) / 10 if len(timed) else 1e-2
+    for _, row in table.iterrows():
+        x = row["end_to_end_ms"] if np.isfinite(row["end_to_end_ms"]) else left
+        secure = not str(row["security"]).startswith("none")
+        ax.scatter(x, row["accuracy"], s=40, marker="o" if secure else "x", color=f"C{int(row['rung'])}")
+        ax.annotate(f"{row['rung']}: {str(row['security'])[:38]}", (x, row["accuracy"]), fontsize=6,
+                    xytext=(4, 3), textcoords="offset points")
+    ax.set_xscale("log")
+    ax.set_xlabel("client encrypt + server + client decrypt, ms per image (log; rungs 0-1 at the left: no HE)")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(title or "the privacy ladder: accuracy vs latency (x = not secure, o = secure)", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def attack_ssim(leakage: pd.DataFrame) -> dict[str, float]:
+    """``{regime: median SSIM of the strongest attack}`` from notebook 06's leakage table (Paillier rows)."""
+    rows = leakage[leakage["scheme"] == "Paillier"]
+    return {str(regime).split()[0]: float(ssim) for regime, ssim in zip(rows["regime"], rows["attack_ssim_median"])
+            if np.isfinite(ssim)}
