@@ -73,19 +73,28 @@ def test_bad_images_are_rejected_with_the_reason(bad, match):
         validate_images(bad)
 
 
-def test_wrong_key_and_tampering_are_detected(key2048, other_key, encryptors):
+def test_wrong_key_and_corruption_are_detected(key2048, other_key, encryptors):
     ciphertexts = encryptors[Regime.RANDOMIZED].encrypt(np.full((2, 2), 9, dtype=np.uint8))
     with pytest.raises(WrongKeyError, match="under key"):
         decrypt_array(other_key, ciphertexts)
     with pytest.raises(WrongKeyError, match="cannot be combined"):
         ciphertexts + ImageEncryptor(other_key).encrypt(np.zeros((2, 2), dtype=np.uint8))
-    tampered = PaillierArray(ciphertexts.values.copy(), ciphertexts.public)
-    tampered.values[1, 1] = tampered.values[1, 1] * 3 % key2048.public.n_square
-    with pytest.raises(CiphertextError, match=r"outside \[0, 255\].*index \(1, 1\)"):
-        decrypt_array(key2048, tampered, value_range=(0, 255))
-    tampered.values[0, 0] = key2048.p  # not invertible mod n^2
+    corrupted = PaillierArray(ciphertexts.values.copy(), ciphertexts.public)
+    corrupted.values[1, 1] = corrupted.values[1, 1] * 3 % key2048.public.n_square
+    with pytest.raises(CiphertextError, match=r"outside \[0, 255\].*index \(1, 1\).*NOT detected"):
+        decrypt_array(key2048, corrupted, value_range=(0, 255))
+    corrupted.values[0, 0] = key2048.p  # not invertible mod n^2
     with pytest.raises(CiphertextError, match="not a Paillier ciphertext"):
-        decrypt_array(key2048, tampered)
+        decrypt_array(key2048, corrupted)
+
+
+def test_value_range_is_not_integrity(key2048, encryptors):
+    """Paillier is malleable: E(m) * E(37) is a valid E(m + 37) that value_range cannot flag
+    while it stays in range.  This documents the limit (see crypto.bundle for integrity)."""
+    image = np.full((2, 2), 9, dtype=np.uint8)
+    ciphertexts = encryptors[Regime.RANDOMIZED].encrypt(image)
+    shifted = ciphertexts + encryptors[Regime.RANDOMIZED].encrypt(np.full((2, 2), 37, dtype=np.uint8))
+    assert np.array_equal(decrypt_array(key2048, shifted, value_range=(0, 255)), image + 37)
 
 
 def test_plaintext_operand_range_is_checked(key2048, encryptors):
@@ -96,14 +105,23 @@ def test_plaintext_operand_range_is_checked(key2048, encryptors):
         ciphertexts * 0.5
 
 
-def test_serialization_round_trip_and_truncation(key2048, encryptors):
+def test_serialization_round_trip_and_truncation(key2048, other_key, encryptors):
     ciphertexts = encryptors[Regime.TABLE].encrypt(np.arange(6, dtype=np.uint8).reshape(2, 3))
     raw = ciphertexts.to_bytes()
-    assert raw.shape == (2, 3, 512) and ciphertexts.nbytes == raw.size
+    assert isinstance(raw, bytes) and ciphertexts.nbytes == 6 * 512 < len(raw) < 6 * 512 + 400
     back = PaillierArray.from_bytes(raw, key2048.public)
+    assert back.regime == "table" and back.shape == (2, 3)
     assert np.array_equal(decrypt_array(key2048, back), np.arange(6).reshape(2, 3))
-    with pytest.raises(CiphertextError, match="last axis 512"):
-        PaillierArray.from_bytes(raw[..., :-1], key2048.public)
+    with pytest.raises(CiphertextError, match="truncated or padded"):
+        PaillierArray.from_bytes(raw[:-1], key2048.public)
+    with pytest.raises(CiphertextError, match="truncated or padded"):
+        PaillierArray.from_bytes(raw + b"\0", key2048.public)
+    with pytest.raises(WrongKeyError, match=f"not under the given key {other_key.public.fingerprint}"):
+        PaillierArray.from_bytes(raw, other_key.public)
+    with pytest.raises(CiphertextError, match="regime 'table'"):
+        PaillierArray.from_bytes(raw, key2048.public, regime="randomized")
+    with pytest.raises(CiphertextError, match="no key fingerprint"):
+        PaillierArray.from_bytes(np.zeros((2, 3, 512), dtype=np.uint8), key2048.public)
 
 
 def test_renderers(key2048, encryptors):

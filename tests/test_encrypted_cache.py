@@ -2,12 +2,19 @@
 file holds no private material."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
+
 import numpy as np
 import pytest
 
 from ppdl_utils.images import encrypted_cache
 from ppdl_utils.images.encryption import ImageEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair
+from ppdl_utils.errors import PPDLError
 
 
 @pytest.fixture(scope="module")
@@ -100,8 +107,52 @@ def test_unreadable_entry_is_rebuilt(tmp_path, small_key, counting):
     images = _images()
     first = encrypted_cache.encrypt_cached(images, small_key, "table", cache_dir=tmp_path, progress=False)
     first.path.write_bytes(b"not a zip file")
-    again = encrypted_cache.encrypt_cached(images, small_key, "table", cache_dir=tmp_path, progress=False)
+    with pytest.warns(encrypted_cache.CacheWarning, match=f"{first.path.name} is not an npz"):
+        again = encrypted_cache.encrypt_cached(images, small_key, "table", cache_dir=tmp_path, progress=False)
     assert not again.hit and len(counting) == 2
     with pytest.raises(Exception, match="not a readable"):
         (tmp_path / "x.npz").write_bytes(b"junk")
         encrypted_cache.read_entry(tmp_path / "x.npz")
+
+
+def _plant(path, images, meta):
+    np.savez_compressed(path, images=images, meta=np.array(json.dumps(meta)))
+
+
+def test_a_foreign_file_under_an_entry_name_is_not_a_hit(tmp_path, small_key, counting):
+    images = _images()
+    first = encrypted_cache.encrypt_cached(images, small_key, "table", cache_dir=tmp_path, progress=False)
+    good_images, good_meta = encrypted_cache.read_entry(first.path, small_key)
+    forgeries = {
+        "float images, wrong metadata": (good_images.astype(np.float64), {"format": "x"}, "dtype float64"),
+        "right images, wrong regime": (good_images, {**good_meta, "regime": "randomized"}, "regime"),
+        "right images, another key": (good_images, {**good_meta, "key_fingerprint": "0" * 16}, "key_fingerprint"),
+        "right images, other renderer": (good_images, {**good_meta, "renderer": "msb"}, "renderer"),
+        "altered pixel, metadata copied": (good_images ^ np.eye(8, dtype=np.uint8), good_meta, "HMAC"),
+        "older version without tag": (good_images, {k: v for k, v in good_meta.items() if k != "mac"}
+                                      | {"format": "ppdl-encrypted-cache-v1"}, "older version"),
+    }
+    for label, (stored, meta, reason) in forgeries.items():
+        _plant(first.path, stored, meta)
+        with pytest.warns(encrypted_cache.CacheWarning, match=f"{first.path.name}.*{reason}"):
+            again = encrypted_cache.encrypt_cached(images, small_key, "table", cache_dir=tmp_path, progress=False)
+        assert not again.hit, label
+        assert again.images.dtype == np.uint8 and encrypted_cache.read_entry(again.path, small_key)
+    with pytest.raises(PPDLError, match="integrity"):
+        _plant(first.path, good_images ^ 1, good_meta)
+        encrypted_cache.read_entry(first.path, small_key)
+
+
+def test_temp_files_of_killed_builds_are_removed(tmp_path, small_key, counting):
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    dead = tmp_path / f"table_mod256_8px_6img_abc.{child.pid}.x1y2.tmp.npz"
+    alive = tmp_path / f"table_mod256_8px_6img_abc.{os.getpid()}.x1y2.tmp.npz"
+    legacy_old, legacy_new = tmp_path / "entryabcdefgh.tmp.npz", tmp_path / "entryijklmnop.tmp.npz"
+    for path in (dead, alive, legacy_old, legacy_new):
+        path.write_bytes(b"\0" * 1000)
+    os.utime(legacy_old, (time.time() - 3600, time.time() - 3600))
+    with pytest.warns(encrypted_cache.CacheWarning, match="killed cache build"):
+        encrypted_cache.encrypt_cached(_images(), small_key, "table", cache_dir=tmp_path, progress=False)
+    assert not dead.exists() and not legacy_old.exists() and alive.exists() and legacy_new.exists()
+    assert [e["regime"] for e in encrypted_cache.list_entries(tmp_path)] == ["table"]  # temps are not entries

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ppdl_utils.crypto import lwe
-from ppdl_utils.errors import NoiseBudgetError, PlaintextRangeError, WrongKeyError
+from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
 from ppdl_utils.crypto.lwe import DEFAULT, TEACHING, LWEParams
 from ppdl_utils.crypto.regimes import Regime
 
@@ -380,3 +380,20 @@ def test_serialized_nbytes_of_ciphertext(key, default_key):
 def test_key_repr_hides_secret(key):
     assert "fingerprint" in repr(key) and "array" not in repr(key)
     assert len(key.fingerprint) == 16
+
+
+def test_serialization_round_trip_and_wrong_key(key, other_key):
+    ct = lwe.encrypt(key, np.arange(12).reshape(3, 4)) * 3
+    blob = lwe.to_bytes(ct)
+    back = lwe.from_bytes(blob, key)
+    assert back.shape == (3, 4) and back.noise_bound == ct.noise_bound and back.regime is ct.regime
+    assert np.array_equal(lwe.decrypt(key, back), (np.arange(12) * 3).reshape(3, 4))
+    with pytest.raises(WrongKeyError, match="not under the given key"):
+        lwe.from_bytes(blob, other_key)
+    with pytest.raises(CiphertextError, match="truncated or padded"):
+        lwe.from_bytes(blob[:-4], key)
+
+
+def test_bool_lists_are_refused_not_read_as_ints(key):
+    with pytest.raises(PlaintextRangeError):
+        lwe.encrypt(key, [True, 2])

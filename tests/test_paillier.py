@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 from phe import paillier as phe_paillier
 
+from ppdl_utils.crypto import paillier as paillier_module
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor, short_exponent_bits
 from ppdl_utils.crypto.paillier import (
@@ -95,3 +96,30 @@ def test_phe_interoperability(key2048):
     enc = key2048.public.to_phe().encrypt(12345)
     assert decrypt_int(key2048, enc.ciphertext()) == 12345
     assert isinstance(key2048.to_phe(), phe_paillier.PaillierPrivateKey)
+
+
+def test_one_security_table_serves_paillier_and_rsa():
+    from ppdl_utils.crypto import rsa_textbook, security
+
+    assert paillier_module.security_bits is security.security_bits is rsa_textbook.security_bits
+    assert [security.security_bits(b) for b in (1023, 1024, 2048, 3072, 7680, 15360)] == [0, 80, 112, 128, 192, 256]
+
+
+def test_floats_and_bools_are_refused_not_truncated(key2048):
+    pub = key2048.public
+    for bad in (2.7, 2.0, True, "2", None):
+        with pytest.raises(PlaintextRangeError, match="must be an integer"):
+            encrypt_int(pub, bad)
+    c = encrypt_int(pub, 5)
+    with pytest.raises(PlaintextRangeError, match="scalar must be an integer"):
+        multiply_plaintext(pub, c, 2.5)
+    with pytest.raises(PlaintextRangeError, match="added plaintext must be an integer"):
+        add_plaintext(pub, c, 0.5)
+    with pytest.raises(CiphertextError, match="must be an integer"):
+        decrypt_int(key2048, float(c % 1000))
+
+
+def test_the_default_short_exponent_passes_its_own_check(key2048):
+    fast = FastEncryptor(key2048)
+    assert fast.exponent_bits == short_exponent_bits(2048) >= 2 * key2048.public.security_bits
+    assert FastEncryptor(key2048, base=fast.base).base == fast.base  # what worker processes receive

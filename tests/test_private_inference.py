@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from ppdl_utils.crypto import lwe
-from ppdl_utils.errors import NoiseBudgetError
+from ppdl_utils.crypto.security import ParameterError
+from ppdl_utils.errors import DataError, NoiseBudgetError, PlaintextRangeError
 from ppdl_utils.learning.features import pixel_features
 from ppdl_utils.learning.private_inference import (
     LWE_INFERENCE, LWEHeadServer, PaillierHeadServer, fit_quantized_head, lwe_head_budgets,
@@ -95,3 +96,43 @@ def test_pixel_features_are_block_means():
     images[1, :2, :2] = 255
     features = pixel_features(images, grid=16)
     assert features.shape == (2, 256) and features[0].max() == 0 and features[1, 0] == 1.0
+
+
+def test_out_of_range_features_are_refused_on_the_client_side(data, key2048):
+    """Out-of-range quantized features used to wrap inside the encrypted scores and flip predictions."""
+    features, labels = data
+    head = fit_quantized_head(features[:400], labels[:400])
+    x = head.quantize_features(features[400:403])
+    x[1, 5] = head.feature_max + 40
+    for run in (lambda q: run_paillier(head, key2048, q), lambda q: run_lwe(head, lwe.keygen(LWE_INFERENCE), q)):
+        with pytest.raises(PlaintextRangeError, match=r"feature 5 of image 1 is 295, outside the quantization range \[0, 255\]"):
+            run(x)
+    with pytest.raises(PlaintextRangeError, match="must be integers"):
+        run_paillier(head, key2048, x.astype(float))
+    with pytest.raises(PlaintextRangeError, match="feature 2 of image 0 .*outside the training range"):
+        shifted = features[400:401].copy()
+        shifted[0, 2] = features[:400, 2].max() + 1
+        head.quantize_features(shifted, clip=False)
+
+
+@given(column=st.integers(0, 23), value=st.floats(-5, 5))
+def test_constant_training_features_are_named(data, column, value):
+    features, labels = data
+    bad = features[:100].copy()
+    bad[:, column] = value
+    with pytest.raises(DataError, match=f"training feature {column} is constant"):
+        fit_quantized_head(bad, labels[:100])
+
+
+def test_degenerate_training_data_is_refused(data):
+    features, labels = data
+    nan = features[:50].copy()
+    nan[7, 3] = np.nan
+    for bad_features, bad_labels, match in ((nan, labels[:50], "feature 3 of row 7"),
+                                            (features[:50], np.zeros(50, int), "single class"),
+                                            (features[:50], labels[:40], "labels must have shape"),
+                                            (features[:50, 0], labels[:50], "matrix")):
+        with pytest.raises(DataError, match=match):
+            fit_quantized_head(bad_features, bad_labels)
+    with pytest.raises(ParameterError, match="feature_bits"):
+        fit_quantized_head(features[:50], labels[:50], feature_bits=0)

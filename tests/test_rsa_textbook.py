@@ -214,3 +214,23 @@ def test_decrypt_overflow_names_the_fix(key, pub):
 def test_empty_array(key, pub):
     c = rsa.encrypt(pub, np.zeros((0, 4), dtype=np.uint8))
     assert c.shape == (0, 4) and rsa.decrypt(key, c).shape == (0, 4)
+
+
+def test_fingerprint_and_serialization(key, pub):
+    from ppdl_utils.errors import WrongKeyError
+
+    c = rsa.encrypt(pub, np.arange(6, dtype=np.uint8).reshape(2, 3))
+    blob = rsa.to_bytes(pub, c)
+    back = rsa.from_bytes(blob, pub)
+    assert back.shape == (2, 3) and np.array_equal(rsa.decrypt(key, back), np.arange(6).reshape(2, 3))
+    assert len(pub.fingerprint) == 16 and str(key.d) not in repr(key)
+    with pytest.raises(WrongKeyError, match="not under the given key"):
+        rsa.from_bytes(blob, rsa.RSAPublicKey(pub.n, 3))
+    with pytest.raises(CiphertextError, match="truncated or padded"):
+        rsa.from_bytes(blob[:-1], pub)
+
+
+def test_bool_and_float_plaintexts_are_refused(pub):
+    for bad in ([True, 2], [1.0], [-1, 2**63]):
+        with pytest.raises(PlaintextRangeError):
+            rsa.encrypt(pub, bad)

@@ -7,7 +7,7 @@ from typing import Callable
 import pandas as pd
 from tqdm.auto import tqdm
 
-from ppdl_utils.crypto.cipher_array import _CRTDecryptor
+from ppdl_utils.crypto.cipher_array import CRTDecryptor
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair, security_bits
 
@@ -32,7 +32,7 @@ def time_key_sizes(bit_sizes: list[int], keygen_repeats: int = 2, operations: in
         fast = FastEncryptor(key)
         textbook = FastEncryptor(key, exponent_bits=None)
         c = int(fast.encrypt(123))
-        decrypt = _CRTDecryptor(key)
+        decrypt = CRTDecryptor(key)
         rows.append({
             "modulus_bits": bits,
             "security_bits": security_bits(bits),

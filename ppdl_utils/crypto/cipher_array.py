@@ -1,6 +1,13 @@
-"""Numpy arrays of Paillier ciphertexts: encrypt, decrypt, and the homomorphic operations."""
+"""Numpy arrays of Paillier ciphertexts: encrypt, decrypt, and the homomorphic operations.
+
+Paillier is malleable: anyone with the public key can change E(m) into a valid E(m + k) or
+E(k * m), and decryption cannot tell.  ``to_bytes``/``from_bytes`` carry the key fingerprint
+(loading under another key is a ``WrongKeyError``) but no integrity; ``crypto.bundle`` adds an
+HMAC for files and messages that must not be altered.
+"""
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
 
@@ -8,7 +15,18 @@ import gmpy2
 import numpy as np
 
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, check_ciphertext
+from ppdl_utils.crypto import serialization
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, check_ciphertext, is_integer
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.crypto.security import as_array
+
+ARRAY_MAGIC = b"PPDL-PAILLIER-ARRAY\n"
+ARRAY_FORMAT = "ppdl-paillier-array-v1"
+
+
+def key_sha256(public: PaillierPublicKey) -> str:
+    """Full SHA-256 of n (the fingerprint is its first 16 hex digits): what serialized arrays carry."""
+    return hashlib.sha256(public.n_decimal.encode()).hexdigest()
 
 
 def as_plaintext_ints(values: "np.ndarray | int", public: PaillierPublicKey,
@@ -17,9 +35,14 @@ def as_plaintext_ints(values: "np.ndarray | int", public: PaillierPublicKey,
 
     Unsigned plaintexts must lie in [0, n); signed ones in (-n/2, n/2) and are stored mod n.
     """
-    arr = np.asarray(values)
+    try:
+        arr = as_array(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PlaintextRangeError(f"{name} is not an array of integers: {exc}") from None
     if arr.dtype.kind not in "iuO" or arr.dtype == bool:
         raise PlaintextRangeError(f"{name} must be integers, got dtype {arr.dtype}")
+    if arr.dtype == object and not all(is_integer(v) for v in arr.flat):
+        raise PlaintextRangeError(f"{name} must be integers, got non-integer objects (floats are refused)")
     ints = np.vectorize(int, otypes=[object])(arr) if arr.size else arr.astype(object)
     flat = ints.ravel()
     if flat.size:
@@ -32,7 +55,7 @@ def as_plaintext_ints(values: "np.ndarray | int", public: PaillierPublicKey,
     return np.vectorize(lambda m: m % public.n, otypes=[object])(ints) if signed and ints.size else ints
 
 
-class _CRTDecryptor:
+class CRTDecryptor:
     """m = CRT(L_p(c^(p-1) mod p^2) * h_p mod p, same mod q): phe's method, on gmpy2."""
 
     def __init__(self, private: PaillierPrivateKey) -> None:
@@ -47,6 +70,9 @@ class _CRTDecryptor:
         mp = (gmpy2.powmod(c % self.p2, self.p - 1, self.p2) - 1) // self.p * self.hp % self.p
         mq = (gmpy2.powmod(c % self.q2, self.q - 1, self.q2) - 1) // self.q * self.hq % self.q
         return int(mp + self.p * ((mq - mp) * self.p_inv_q % self.q))
+
+
+_CRTDecryptor = CRTDecryptor  # the old private name (bench/bench_paillier.py imports it)
 
 
 @dataclass
@@ -109,36 +135,68 @@ class PaillierArray:
                 raise CiphertextError(f"entry {index} is not a ciphertext of key "
                                       f"{self.public.fingerprint}: tampered or truncated")
 
-    def to_bytes(self) -> np.ndarray:
-        """Fixed-width big-endian serialization, shape (*shape, ciphertext_nbytes), uint8."""
+    def to_bytes(self) -> bytes:
+        """Self-describing serialization: a header (key fingerprint, regime, shape, width) and the
+        fixed-width big-endian ciphertexts.  No integrity: seal it with ``crypto.bundle`` for that."""
         width = self.public.ciphertext_nbytes
-        raw = b"".join(int(c).to_bytes(width, "big") for c in self.values.ravel())
-        return np.frombuffer(raw, dtype=np.uint8).reshape(*self.shape, width)
+        header = {"format": ARRAY_FORMAT, "key_fingerprint": self.public.fingerprint,
+                  "key_sha256": key_sha256(self.public), "key_bits": self.public.bits,
+                  "regime": Regime.parse(self.regime).value, "shape": list(self.shape), "width": width}
+        body = b"".join(int(c).to_bytes(width, "big") for c in self.values.ravel())
+        return serialization.pack(ARRAY_MAGIC, header, body)
 
     @classmethod
-    def from_bytes(cls, data: np.ndarray, public: PaillierPublicKey,
-                   regime: str = "randomized") -> "PaillierArray":
+    def from_bytes(cls, data: bytes, public: PaillierPublicKey, regime: str | None = None) -> "PaillierArray":
+        """Load what ``to_bytes`` wrote.  WrongKeyError when it was written under another key;
+        CiphertextError for anything truncated, padded or malformed (naming the defect)."""
+        what = "serialized PaillierArray"
+        header, body = serialization.unpack(data, ARRAY_MAGIC, what)
+        if serialization.field(header, "format", str, what) != ARRAY_FORMAT:
+            raise CiphertextError(f"{what} has format {header['format']!r}, expected {ARRAY_FORMAT!r}")
+        if serialization.field(header, "key_sha256", str, what) != key_sha256(public):
+            raise WrongKeyError(f"{what} was written under key {header.get('key_fingerprint')!r:.20}, "
+                                f"not under the given key {public.fingerprint}")
+        stored = _parse_regime(serialization.field(header, "regime", str, what), what)
+        if regime is not None and Regime.parse(regime).value != stored:
+            raise CiphertextError(f"{what} holds regime {stored!r}, the caller expected {regime!r}")
+        shape = serialization.shape_field(header, what)
         width = public.ciphertext_nbytes
-        if data.dtype != np.uint8 or data.ndim < 1 or data.shape[-1] != width:
-            raise CiphertextError(f"expected uint8 bytes with last axis {width} for key "
-                                  f"{public.fingerprint}, got {data.dtype} {data.shape}")
-        flat = data.reshape(-1, width)
-        values = np.empty(flat.shape[0], dtype=object)
-        for i, row in enumerate(flat):
-            values[i] = int.from_bytes(row.tobytes(), "big")
-        array = cls(values.reshape(data.shape[:-1]), public, regime)
+        if serialization.field(header, "width", int, what) != width:
+            raise CiphertextError(f"{what} header field 'width' is {header['width']}, expected {width}")
+        count = math.prod(shape)
+        if len(body) != count * width:
+            raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs {count * width}"
+                                  " (truncated or padded)")
+        values = np.empty(count, dtype=object)
+        for i in range(count):
+            values[i] = int.from_bytes(body[i * width:(i + 1) * width], "big")
+        array = cls(values.reshape(shape), public, stored)
         array.validate()
         return array
+
+
+def _parse_regime(value: str, what: str) -> str:
+    try:
+        return Regime.parse(value).value
+    except ValueError:
+        raise CiphertextError(f"{what} header field 'regime' is {value!r:.40}, not a known regime") from None
 
 
 def decrypt_array(private: PaillierPrivateKey, ciphertexts: PaillierArray,
                   signed: bool = False, value_range: tuple[int, int] | None = None) -> np.ndarray:
     """Decrypt every entry. `signed` maps m > n/2 to m - n; `value_range` (inclusive) rejects
-    results outside it — the way to detect tampering, since Paillier has no integrity check."""
+    results outside it.
+
+    `value_range` is a plausibility check, **not** integrity: it catches truncation, random
+    corruption and most wrong-key mixes, but Paillier is malleable, so a ciphertext multiplied
+    by E(k) (or raised to a power) that still decrypts inside the range passes unnoticed.
+    Integrity needs an authenticated bundle (``crypto.bundle``)."""
+    if not isinstance(ciphertexts, PaillierArray):
+        raise CiphertextError(f"decrypt_array needs a PaillierArray, got {type(ciphertexts).__name__}")
     if ciphertexts.public.n != private.n:
         raise WrongKeyError(f"ciphertexts are under key {ciphertexts.public.fingerprint}, "
                             f"the private key is for {private.public.fingerprint}")
-    decrypt = _CRTDecryptor(private)
+    decrypt = CRTDecryptor(private)
     n, half = private.n, private.n // 2
     out = np.empty(ciphertexts.values.size, dtype=object)
     for i, c in enumerate(ciphertexts.values.ravel()):
@@ -150,8 +208,9 @@ def decrypt_array(private: PaillierPrivateKey, ciphertexts: PaillierArray,
         bad = [(idx, m) for idx, m in np.ndenumerate(out) if not lo <= m <= hi]
         if bad:
             raise CiphertextError(
-                f"{len(bad)} entries decrypt outside [{lo}, {hi}] (first at index {bad[0][0]}): "
-                "the ciphertext was tampered with or was made under another key")
+                f"{len(bad)} entries decrypt outside [{lo}, {hi}] (first at index {bad[0][0]}): corrupted, "
+                "made under another key, or altered (an alteration that stays in range is NOT detected: "
+                "use crypto.bundle for integrity)")
         return out.astype(np.int64)
     if out.size and all(-(2**62) < m < 2**62 for m in out.ravel()):
         return out.astype(np.int64)

@@ -1,84 +1,285 @@
-"""Paillier key files as JSON.  The private file is created with 0600 permissions and is never
-overwritten silently; nothing here prints a secret."""
+"""Paillier key files as JSON: written crash-safely, validated on load; nothing here prints a secret.
+
+Writing: the file is written to a temporary file in the same folder, fsync'd, then renamed over
+the target (``os.replace``; ``os.link`` when it must not exist), and the folder is fsync'd.  A crash
+leaves either the old file or the new one, never a truncated key, and ``overwrite=True`` never
+empties the old key first.  Temporary files of a killed writer are removed on the next save/load.
+
+Loading: a path that is a directory or a symbolic link is refused; JSON and structural errors are
+:class:`KeyFileError` naming the file and the field; p and q must be distinct primes with
+p * q = n, and the public modulus must look like an RSA-type modulus (odd, 512..16384 bits, not
+prime, not a perfect power, no prime factor below 2^16).  The private file must be 0600.
+
+Saving or loading a key also activates the secret registry of its folder (``secret_scan``), so the
+secrets of the run are recorded next to the keys for the output scan.
+"""
 from __future__ import annotations
 
 import json
 import os
 import stat
+import tempfile
+import time
 from pathlib import Path
+from typing import Any
 
+import gmpy2
+
+from ppdl_utils import secret_scan
 from ppdl_utils.errors import PPDLError
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
+from ppdl_utils.crypto.paillier import (PaillierPrivateKey, PaillierPublicKey, generate_keypair,
+                                        register_key_secrets)
 
 FORMAT = "ppdl-paillier-v1"
+MIN_KEY_BITS = 512  # below: toy keys, which only the teaching widget builds (never saved)
+MAX_KEY_BITS = 16384
+MAX_FILE_BYTES = 1 << 20
+_MAX_DIGITS = 6000  # a 16384-bit modulus has 4933 decimal digits
+_SMALL_FACTOR_BOUND = 1 << 16
+_STALE_SECONDS = 24 * 3600
+
+
+class KeyFileError(PPDLError, ValueError):
+    """A key file cannot be used; the message names the file and, where it applies, the field."""
+
+
+# --------------------------------------------------------------------------- writing
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def remove_stale_temp_files(folder: "str | Path", name: str) -> list[Path]:
+    """Remove ``.<name>.<pid>.*.tmp`` files left by a writer that died (pid gone, or a day old)."""
+    removed = []
+    for tmp in Path(folder).glob(f".{name}.*.tmp"):
+        try:
+            pid = int(tmp.name[len(name) + 2:].split(".")[0])
+        except ValueError:
+            pid = -1
+        try:
+            stale = pid <= 0 or not _pid_alive(pid) or time.time() - tmp.lstat().st_mtime > _STALE_SECONDS
+            if stale and not tmp.is_dir():
+                tmp.unlink()
+                removed.append(tmp)
+        except FileNotFoundError:
+            continue
+    return removed
+
+
+def _refuse_odd_target(path: Path, what: str) -> None:
+    if path.is_symlink():
+        raise KeyFileError(f"{what} {path} is a symbolic link; refusing it (a key path must be a regular file)")
+    if path.is_dir():
+        raise KeyFileError(f"{what} {path} is a directory, not a key file")
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write(path: "str | Path", data: bytes, mode: int, overwrite: bool) -> Path:
+    """Write `data` to `path` through a temp file in the same folder: fsync, then rename.
+
+    With ``overwrite=False`` an existing file is a KeyFileError (checked atomically by ``os.link``).
+    """
+    path = Path(path)
+    _refuse_odd_target(path, "key file")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not overwrite and path.exists():
+        raise KeyFileError(f"key file {path} exists; pass overwrite=True to replace it")
+    remove_stale_temp_files(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, mode)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:
+                os.link(tmp, path)  # fails if the name appeared meanwhile: never clobbers
+            except FileExistsError:
+                raise KeyFileError(f"key file {path} exists; pass overwrite=True to replace it") from None
+        _fsync_dir(path.parent)
+    finally:
+        if os.path.lexists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def _decimal(value: int) -> str:
+    return gmpy2.mpz(value).digits(10)
 
 
 def save_public_key(public: PaillierPublicKey, path: "str | Path") -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"format": FORMAT, "kind": "public", "n": str(public.n),
-                                "g": str(public.g), "bits": public.bits,
-                                "fingerprint": public.fingerprint}, indent=1))
-    return path
+    """Write (n, g) world-readable; replaces an existing public file atomically."""
+    body = {"format": FORMAT, "kind": "public", "n": _decimal(public.n), "g": _decimal(public.g),
+            "bits": public.bits, "fingerprint": public.fingerprint}
+    return atomic_write(path, json.dumps(body, indent=1).encode(), 0o644, overwrite=True)
 
 
 def save_private_key(private: PaillierPrivateKey, path: "str | Path", overwrite: bool = False) -> Path:
     """Write p, q (and the derived lambda, mu for readers) to a file only the owner can read."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_CREAT | (os.O_TRUNC if overwrite else os.O_EXCL)
-    try:
-        fd = os.open(path, flags, 0o600)
-    except FileExistsError:
-        raise PPDLError(f"private key file {path} exists; pass overwrite=True to replace it") from None
-    os.fchmod(fd, 0o600)  # also when an existing file had looser permissions
-    body = {"format": FORMAT, "kind": "private", "n": str(private.n), "p": str(private.p),
-            "q": str(private.q), "lambda": str(private.lam), "mu": str(private.mu),
+    body = {"format": FORMAT, "kind": "private", "n": _decimal(private.n), "p": _decimal(private.p),
+            "q": _decimal(private.q), "lambda": _decimal(private.lam), "mu": _decimal(private.mu),
             "fingerprint": private.public.fingerprint}
-    with os.fdopen(fd, "w") as handle:
-        json.dump(body, handle, indent=1)
+    path = atomic_write(path, json.dumps(body, indent=1).encode(), 0o600, overwrite)
+    secret_scan.activate_keys_dir(path.parent)
+    register_key_secrets(private)
     return path
 
 
-def _read(path: "str | Path", kind: str) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise PPDLError(f"key file {path} does not exist")
+# --------------------------------------------------------------------------- reading
+def _open_regular(path: Path, kind: str) -> bytes:
+    """The bytes of a regular, not-too-large file; private files must not be readable by others."""
+    _refuse_odd_target(path, f"{kind} key file")
     try:
-        body = json.loads(path.read_text())
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} does not exist") from None
+    except OSError as exc:
+        raise KeyFileError(f"key file {path} cannot be opened: {exc.strerror}") from None
+    with os.fdopen(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise KeyFileError(f"key file {path} is not a regular file")
+        if kind == "private" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise KeyFileError(f"private key file {path} is readable by others (mode "
+                               f"{oct(info.st_mode & 0o777)}); run: chmod 600 {path}")
+        if info.st_size > MAX_FILE_BYTES:
+            raise KeyFileError(f"key file {path} has {info.st_size} bytes: too large to be a key file")
+        return handle.read(MAX_FILE_BYTES + 1)
+
+
+def _read(path: "str | Path", kind: str) -> dict[str, Any]:
+    path = Path(path)
+    raw = _open_regular(path, kind)
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise KeyFileError(f"key file {path} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise PPDLError(f"key file {path} is not valid JSON: {exc}") from None
+        raise KeyFileError(f"key file {path} is not valid JSON: {exc} (cut short by a crash? "
+                           "restore it from a backup or delete it to make a new key)") from None
+    if not isinstance(body, dict):
+        raise KeyFileError(f"key file {path} is a JSON {type(body).__name__}, expected an object")
     if body.get("format") != FORMAT or body.get("kind") != kind:
-        raise PPDLError(f"{path} is not a {kind} key file of format {FORMAT}")
+        raise KeyFileError(f"{path} is not a {kind} key file of format {FORMAT}")
     return body
 
 
+def _int_field(body: dict[str, Any], name: str, path: Path) -> int:
+    """A decimal-string (or JSON integer) field as an int; KeyFileError naming file and field."""
+    if name not in body:
+        raise KeyFileError(f"key file {path} has no field {name!r}")
+    value = body[name]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and len(value) > _MAX_DIGITS:
+        raise KeyFileError(f"key file {path}: field {name!r} has {len(value)} digits, more than any key of "
+                           f"at most {MAX_KEY_BITS} bits")
+    if not (isinstance(value, str) and value and value.isascii() and value.isdigit()):
+        raise KeyFileError(f"key file {path}: field {name!r} must be a decimal integer string, got {value!r:.40}")
+    return int(gmpy2.mpz(value, 10))
+
+
+_PRIMORIAL: list[gmpy2.mpz] = []
+
+
+def check_modulus(n: int, path: "str | Path", name: str = "n") -> None:
+    """n must be odd, 512..16384 bits, not prime, not a perfect power, without small factors."""
+    def bad(reason: str) -> KeyFileError:
+        return KeyFileError(f"key file {path}: field {name!r} {reason}")
+
+    if n <= 0:
+        raise bad("must be a positive integer")
+    if not MIN_KEY_BITS <= n.bit_length() <= MAX_KEY_BITS:
+        raise bad(f"has {n.bit_length()} bits; a key file needs {MIN_KEY_BITS}..{MAX_KEY_BITS}")
+    if n % 2 == 0:
+        raise bad("is even; a Paillier modulus is a product of two odd primes")
+    if not _PRIMORIAL:
+        _PRIMORIAL.append(gmpy2.primorial(_SMALL_FACTOR_BOUND))
+    if gmpy2.gcd(n, _PRIMORIAL[0]) != 1:
+        raise bad(f"has a prime factor below {_SMALL_FACTOR_BOUND}: not a product of two large primes")
+    if gmpy2.is_power(n):
+        raise bad("is a perfect power: not a product of two distinct primes")
+    if gmpy2.is_prime(n, 25):
+        raise bad("is prime: not a product of two primes")
+
+
 def load_public_key(path: "str | Path") -> PaillierPublicKey:
-    return PaillierPublicKey(int(_read(path, "public")["n"]))
+    """Load and check a public key file (n validated; g and fingerprint, if present, consistent)."""
+    path = Path(path)
+    body = _read(path, "public")
+    n = _int_field(body, "n", path)
+    check_modulus(n, path)
+    public = PaillierPublicKey(n)
+    if "g" in body and _int_field(body, "g", path) != public.g:
+        raise KeyFileError(f"key file {path}: field 'g' is not n + 1")
+    if "fingerprint" in body and body["fingerprint"] != public.fingerprint:
+        raise KeyFileError(f"key file {path}: field 'fingerprint' does not match n (file edited or corrupt)")
+    return public
+
+
+def _check_primes(p: int, q: int, n: int, path: Path) -> None:
+    for name, value in (("p", p), ("q", q)):
+        if value < 3 or not gmpy2.is_prime(value, 25):
+            raise KeyFileError(f"key file {path}: field {name!r} is not an odd prime")
+    if p == q:
+        raise KeyFileError(f"key file {path}: fields 'p' and 'q' are equal")
+    if p * q != n:
+        raise KeyFileError(f"private key file {path} is corrupt: p*q != n")
+    if gmpy2.gcd(n, (p - 1) * (q - 1)) != 1:
+        raise KeyFileError(f"key file {path}: gcd(n, (p-1)(q-1)) != 1, not a Paillier key")
 
 
 def load_private_key(path: "str | Path") -> PaillierPrivateKey:
-    """Load and check a private key; refuse files that others can read."""
-    mode = Path(path).stat().st_mode if Path(path).exists() else 0
-    if mode & (stat.S_IRWXG | stat.S_IRWXO):
-        raise PPDLError(f"private key file {path} is readable by others (mode {oct(mode & 0o777)}); "
-                        "run: chmod 600 " + str(path))
+    """Load and check a private key; refuse files that others can read, directories and links."""
+    path = Path(path)
     body = _read(path, "private")
-    p, q, n = int(body["p"]), int(body["q"]), int(body["n"])
-    if p * q != n:
-        raise PPDLError(f"private key file {path} is corrupt: p*q != n")
-    return PaillierPrivateKey(PaillierPublicKey(n), p, q)
+    n, p, q = (_int_field(body, name, path) for name in ("n", "p", "q"))
+    check_modulus(n, path)
+    _check_primes(p, q, n, path)
+    key = PaillierPrivateKey(PaillierPublicKey(n), p, q)
+    for name, value in (("lambda", key.lam), ("mu", key.mu)):
+        if name in body and _int_field(body, name, path) != value:
+            raise KeyFileError(f"key file {path}: field {name!r} does not match p and q (file edited or corrupt)")
+    if "fingerprint" in body and body["fingerprint"] != key.public.fingerprint:
+        raise KeyFileError(f"key file {path}: field 'fingerprint' does not match n (file edited or corrupt)")
+    secret_scan.activate_keys_dir(path.parent)
+    register_key_secrets(key)
+    return key
 
 
 def load_or_create_private_key(keys_dir: "str | Path", bits: int) -> PaillierPrivateKey:
     """The project's key of this size: loaded from keys_dir if present, else generated and saved,
     so that encrypted datasets cached under its fingerprint stay valid between runs."""
-    from ppdl_utils.crypto.paillier import generate_keypair
-
     private_path = Path(keys_dir) / f"paillier_{bits}.private.json"
-    if private_path.exists():
-        return load_private_key(private_path)
+    if private_path.parent.is_dir():
+        remove_stale_temp_files(private_path.parent, private_path.name)
+    if private_path.exists() or private_path.is_symlink():
+        key = load_private_key(private_path)
+        if key.public.bits != bits:
+            raise KeyFileError(f"key file {private_path} holds a {key.public.bits}-bit key, not {bits} bits")
+        return key
     key = generate_keypair(bits)
-    save_private_key(key, private_path)
+    try:
+        save_private_key(key, private_path)
+    except KeyFileError:
+        if private_path.is_file() and not private_path.is_symlink():  # another process won the race
+            return load_private_key(private_path)
+        raise
     save_public_key(key.public, Path(keys_dir) / f"paillier_{bits}.public.json")
     return key

@@ -32,6 +32,11 @@ element (IND-CPA under LWE).  ``Regime.FIXED_R`` reuses one secret (a0, e0) stor
 the key for every element, so equal messages give equal ciphertexts and
 b1 - b2 = Delta * (m1 - m2) reveals every difference: it is NOT secure.
 
+Integrity: LWE is **malleable**, like every additively homomorphic scheme: anyone can add
+Delta * k to b and obtain a valid E(m + k); decryption cannot tell.  ``to_bytes``/``from_bytes``
+carry the key fingerprint (another key is a ``WrongKeyError``), not integrity; ``crypto.bundle``
+adds an HMAC for that.
+
 Memory: a RANDOMIZED ciphertext holds (n + 1) int64 values per element (8 kB per pixel
 at n = 1024); a fresh FIXED_R ciphertext shares one read-only a0 view until an operation.
 """
@@ -44,8 +49,11 @@ from typing import Union
 
 import numpy as np
 
-from ppdl_utils.errors import NoiseBudgetError, PlaintextRangeError, WrongKeyError
+from ppdl_utils import secret_scan
+from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
+from ppdl_utils.crypto import serialization
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.crypto.security import ParameterError, as_array
 
 __all__ = [
     "LWEParams",
@@ -61,6 +69,8 @@ __all__ = [
     "mul_plain",
     "measure_noise",
     "serialized_nbytes",
+    "to_bytes",
+    "from_bytes",
     "SUPPORTED_REGIMES",
 ]
 
@@ -89,17 +99,17 @@ class LWEParams:
 
     def __post_init__(self) -> None:
         if not (isinstance(self.n, int) and self.n >= 1):
-            raise ValueError(f"LWE dimension n must be a positive int, got {self.n!r}")
+            raise ParameterError(f"LWE dimension n must be a positive int, got {self.n!r}")
         if not (isinstance(self.q, int) and 2 <= self.q <= MAX_Q):
-            raise ValueError(f"modulus q must be an int in [2, 2^31], got {self.q!r}")
+            raise ParameterError(f"modulus q must be an int in [2, 2^31], got {self.q!r}")
         if not (isinstance(self.t, int) and 2 <= self.t <= self.q):
-            raise ValueError(f"plaintext modulus t must be an int in [2, q], got {self.t!r}")
+            raise ParameterError(f"plaintext modulus t must be an int in [2, q], got {self.t!r}")
         if self.q % self.t:
-            raise ValueError(f"q = {self.q} must be a multiple of t = {self.t} (so that Delta * t = q)")
+            raise ParameterError(f"q = {self.q} must be a multiple of t = {self.t} (so that Delta * t = q)")
         if not self.sigma > 0:
-            raise ValueError(f"sigma must be positive, got {self.sigma!r}")
+            raise ParameterError(f"sigma must be positive, got {self.sigma!r}")
         if 2 * self.error_bound >= self.delta:
-            raise ValueError(
+            raise ParameterError(
                 f"fresh noise bound {self.error_bound} already reaches Delta/2 = {self.delta / 2:g}: "
                 "choose a larger q/t or a smaller sigma"
             )
@@ -306,13 +316,18 @@ def keygen(params: LWEParams = DEFAULT) -> LWESecretKey:
     fixed_a = _readonly(_uniform_mod(params.q, params.n))
     fixed_e = int(_rounded_gaussian(params.sigma, params.error_bound, 1)[0])
     # A random identifier, not a hash of s: it reveals nothing about the key.
-    return LWESecretKey(params, s, fixed_a, fixed_e, fingerprint=secrets.token_hex(8))
+    key = LWESecretKey(params, s, fixed_a, fixed_e, fingerprint=secrets.token_hex(8))
+    secret_scan.register_secret("lwe", "s", key.fingerprint, s, sequence=True)
+    return key
 
 
 # --------------------------------------------------------------------------- plaintext handling
 def _integer_array(values: IntArrayLike, what: str, t: int) -> np.ndarray:
     """Values as an integer (or object-of-int) ndarray; PlaintextRangeError for anything else."""
-    arr = np.asarray(values)
+    try:
+        arr = as_array(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PlaintextRangeError(f"{what} are not an array of integers: {exc}") from None
     if arr.dtype == object:
         if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in arr.flat):
             raise PlaintextRangeError(f"{what} must be integers in Z_t = [0, {t}); got non-integer objects")
@@ -337,11 +352,13 @@ def _check_regime(regime: "Regime | str") -> Regime:
     r = Regime.parse(regime)
     if r not in SUPPORTED_REGIMES:
         names = ", ".join(x.value for x in SUPPORTED_REGIMES)
-        raise ValueError(f"LWE encryption does not support regime {r.value!r}; use one of: {names}")
+        raise ParameterError(f"LWE encryption does not support regime {r.value!r}; use one of: {names}")
     return r
 
 
 def _check_key(key: LWESecretKey, ct: LWECiphertext) -> None:
+    if not isinstance(ct, LWECiphertext):
+        raise CiphertextError(f"expected an LWECiphertext, got {type(ct).__name__}")
     if ct.params != key.params:
         raise WrongKeyError(
             f"ciphertext uses parameter set {ct.params.name!r} but the key is for {key.params.name!r}"
@@ -468,13 +485,66 @@ def dot_plain(ct: LWECiphertext, weights: IntArrayLike) -> LWECiphertext:
     """
     p = ct.params
     if ct.b.ndim != 1:
-        raise ValueError(f"dot_plain needs a 1-D ciphertext vector, got shape {ct.shape}")
+        raise ParameterError(f"dot_plain needs a 1-D ciphertext vector, got shape {ct.shape}")
     w = _reduce_mod_t(weights, "weight matrix", p.t)
     if w.ndim != 2 or w.shape[1] != ct.b.shape[0]:
-        raise ValueError(f"weights must have shape (K, {ct.b.shape[0]}), got {w.shape}")
+        raise ParameterError(f"weights must have shape (K, {ct.b.shape[0]}), got {w.shape}")
     w = np.where(w >= p.t - p.t // 2, w - p.t, w).astype(np.int64)  # centred residues
     worst = int(np.abs(w).sum(axis=1).max()) if w.size else 0
     bound = _checked_bound(p, ct.noise_bound * worst, f"dot_plain with max row |W|_1 = {worst}")
     a = (w @ (np.asarray(ct.a) % p.q)) % p.q
     b = (w @ (np.asarray(ct.b) % p.q)) % p.q
     return LWECiphertext(_readonly(a), _readonly(b), p, ct.key_fingerprint, bound, ct.regime)
+
+
+# --------------------------------------------------------------------------- serialization
+CT_MAGIC = b"PPDL-LWE-CIPHERTEXT\n"
+CT_FORMAT = "ppdl-lwe-ciphertext-v1"
+
+
+def _params_header(p: LWEParams) -> dict:
+    return {"n": p.n, "q": p.q, "t": p.t, "sigma": p.sigma, "name": p.name}
+
+
+def to_bytes(ct: LWECiphertext) -> bytes:
+    """Header (key fingerprint, parameter set, regime, shape, noise bound) then a and b as
+    little-endian uint32 residues.  No integrity: seal it with ``crypto.bundle`` for that."""
+    header = {"format": CT_FORMAT, "key_fingerprint": ct.key_fingerprint, "params": _params_header(ct.params),
+              "regime": ct.regime.value, "shape": list(ct.shape), "noise_bound": int(ct.noise_bound)}
+    a = np.ascontiguousarray(np.asarray(ct.a) % ct.params.q, dtype="<u4")
+    b = np.ascontiguousarray(np.asarray(ct.b) % ct.params.q, dtype="<u4")
+    return serialization.pack(CT_MAGIC, header, a.tobytes() + b.tobytes())
+
+
+def from_bytes(data: bytes, key: LWESecretKey) -> LWECiphertext:
+    """Load what ``to_bytes`` wrote, for `key`: WrongKeyError when it belongs to another key or
+    parameter set, CiphertextError for anything malformed (naming the defect)."""
+    what = "serialized LWE ciphertext"
+    header, body = serialization.unpack(data, CT_MAGIC, what)
+    if serialization.field(header, "format", str, what) != CT_FORMAT:
+        raise CiphertextError(f"{what} has format {header['format']!r}, expected {CT_FORMAT!r}")
+    if serialization.field(header, "key_fingerprint", str, what) != key.fingerprint:
+        raise WrongKeyError(f"{what} was encrypted under key {header['key_fingerprint']!r:.24}, "
+                            f"not under the given key {key.fingerprint}")
+    p = key.params
+    if serialization.field(header, "params", dict, what) != _params_header(p):
+        raise WrongKeyError(f"{what} uses another parameter set than the key's {p.name!r}")
+    try:
+        regime = _check_regime(serialization.field(header, "regime", str, what))
+    except ValueError as exc:
+        raise CiphertextError(f"{what} header field 'regime': {exc}") from None
+    shape = serialization.shape_field(header, what, max_items=(1 << 30) // (p.n + 1))
+    bound = serialization.field(header, "noise_bound", int, what)
+    if not p.error_bound <= bound <= (p.delta - 1) // 2:
+        raise CiphertextError(f"{what} header field 'noise_bound' = {bound} outside "
+                              f"[{p.error_bound}, {(p.delta - 1) // 2}]")
+    count = math.prod(shape)
+    if len(body) != 4 * count * (p.n + 1):
+        raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs "
+                              f"{4 * count * (p.n + 1)} (truncated or padded)")
+    values = np.frombuffer(body, dtype="<u4").astype(np.int64)
+    if values.size and values.max() >= p.q:
+        raise CiphertextError(f"{what} holds residues >= q = {p.q}: corrupt")
+    a = values[: count * p.n].reshape(shape + (p.n,))
+    b = values[count * p.n:].reshape(shape)
+    return LWECiphertext(_readonly(a), _readonly(b), p, key.fingerprint, bound, regime)

@@ -3,6 +3,10 @@ lambda = lcm(p-1, q-1), mu = (L(g^lambda mod n^2))^-1 mod n, c = g^m * r^n mod n
 
 Scalar, readable functions for teaching live here; vectorized and fast paths live in
 ``cipher_array`` and ``fast_encrypt``.  Randomness comes from :mod:`secrets`.
+
+**Paillier is malleable: it has no integrity.**  Anyone holding the public key can turn E(m) into
+a valid E(m + k) or E(k * m) (that is the homomorphism), and nothing in a ciphertext reveals it.
+Integrity needs an authenticated bundle (``crypto.bundle``: HMAC over the serialized ciphertexts).
 """
 from __future__ import annotations
 
@@ -12,32 +16,20 @@ import secrets
 from dataclasses import dataclass, field
 
 import gmpy2
+import numpy as np
 from phe import paillier as phe_paillier
 
+from ppdl_utils import secret_scan
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError
+from ppdl_utils.crypto.security import ParameterError, as_array, security_bits, security_label
+
+__all__ = ["DEFAULT_KEY_BITS", "security_bits", "security_label", "L", "PaillierPublicKey",
+           "PaillierPrivateKey", "keypair_from_primes", "generate_keypair", "random_r", "is_integer",
+           "check_plaintext", "check_plaintexts", "check_ciphertext", "encrypt_int", "decrypt_int",
+           "add_ciphertexts", "add_plaintext", "multiply_plaintext", "register_key_secrets"]
 
 DEFAULT_KEY_BITS = 2048
-
-# NIST SP 800-57 Part 1 Rev. 5, Table 2: security strength of an integer-factorization modulus.
-_NIST_IFC_STRENGTH = ((15360, 256), (7680, 192), (3072, 128), (2048, 112), (1024, 80))
-
-
-def security_bits(modulus_bits: int) -> int:
-    """Classical security strength (bits) of an n of this size; 0 means a toy key (teaching only)."""
-    for bits, strength in _NIST_IFC_STRENGTH:
-        if modulus_bits >= bits:
-            return strength
-    return 0
-
-
-def security_label(modulus_bits: int) -> str:
-    """Human label of a modulus size: strength, and whether it is acceptable today."""
-    strength = security_bits(modulus_bits)
-    if strength == 0:
-        return f"{modulus_bits}-bit n: toy key, no security (teaching only)"
-    if strength < 112:
-        return f"{modulus_bits}-bit n: ~{strength}-bit security, deprecated (NIST disallows < 112)"
-    return f"{modulus_bits}-bit n: ~{strength}-bit classical security, not post-quantum"
+_MPZ = type(gmpy2.mpz(0))
 
 
 def L(x: int, n: int) -> int:
@@ -71,7 +63,12 @@ class PaillierPublicKey:
     @property
     def fingerprint(self) -> str:
         """Short public identifier of the key (SHA-256 of n); safe to print."""
-        return hashlib.sha256(str(self.n).encode()).hexdigest()[:16]
+        return hashlib.sha256(self.n_decimal.encode()).hexdigest()[:16]
+
+    @property
+    def n_decimal(self) -> str:
+        """n in decimal (gmpy2: str() refuses more than 4300 digits, i.e. keys over ~14000 bits)."""
+        return gmpy2.mpz(self.n).digits(10)
 
     @property
     def security_bits(self) -> int:
@@ -122,27 +119,41 @@ def _random_prime(bits: int) -> int:
             return candidate
 
 
+def register_key_secrets(private: PaillierPrivateKey) -> None:
+    """Record p, q, lambda, mu in the active secret registry (a no-op when none is active)."""
+    for name, value in (("p", private.p), ("q", private.q), ("lambda", private.lam), ("mu", private.mu)):
+        secret_scan.register_secret("paillier", name, private.public.fingerprint, value)
+
+
 def keypair_from_primes(p: int, q: int) -> PaillierPrivateKey:
     """Build a key from chosen primes (the teaching widget uses small ones)."""
+    for name, value in (("p", p), ("q", q)):
+        if not is_integer(value):
+            raise ParameterError(f"{name} must be an integer, got {type(value).__name__}")
     p, q = int(p), int(q)
     for name, value in (("p", p), ("q", q)):
         if value < 3 or not gmpy2.is_prime(value, 50):
-            raise ValueError(f"{name} = {value} is not an odd prime")
+            raise ParameterError(f"{name} = {value} is not an odd prime")
     if p == q:
-        raise ValueError("p and q must be distinct primes")
+        raise ParameterError("p and q must be distinct primes")
     if math.gcd(p * q, (p - 1) * (q - 1)) != 1:
-        raise ValueError(f"gcd(pq, (p-1)(q-1)) != 1 for p = {p}, q = {q}: choose other primes")
-    return PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+        raise ParameterError(f"gcd(pq, (p-1)(q-1)) != 1 for p = {p}, q = {q}: choose other primes")
+    key = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+    register_key_secrets(key)
+    return key
 
 
 def generate_keypair(bits: int = DEFAULT_KEY_BITS) -> PaillierPrivateKey:
     """Fresh key with an exactly `bits`-bit modulus n = pq (p, q of bits/2 bits each)."""
-    if bits < 16 or bits % 2:
-        raise ValueError(f"key size must be an even number of bits >= 16, got {bits}")
+    if not is_integer(bits) or bits < 16 or bits % 2:
+        raise ParameterError(f"key size must be an even number of bits >= 16, got {bits!r}")
+    bits = int(bits)
     while True:
         p, q = _random_prime(bits // 2), _random_prime(bits // 2)
         if p != q and math.gcd(p * q, (p - 1) * (q - 1)) == 1 and (p * q).bit_length() == bits:
-            return PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+            key = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+            register_key_secrets(key)
+            return key
 
 
 def random_r(public: PaillierPublicKey) -> int:
@@ -153,14 +164,48 @@ def random_r(public: PaillierPublicKey) -> int:
             return r
 
 
-def check_plaintext(public: PaillierPublicKey, m: int) -> int:
+def is_integer(value: object) -> bool:
+    """An exact integer (Python, numpy or gmpy2), not a bool, float, string or None."""
+    return isinstance(value, (int, np.integer, _MPZ)) and not isinstance(value, (bool, np.bool_))
+
+
+def _show(value: int) -> str:
+    """A value for an error message: huge ones abbreviated (an out-of-range value is not a secret)."""
+    text = gmpy2.mpz(value).digits(10)
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
+
+
+def check_plaintext(public: PaillierPublicKey, m: object, name: str = "plaintext") -> int:
+    """m as an int in [0, n); PlaintextRangeError for floats, bools, other types or values outside."""
+    if not is_integer(m):
+        raise PlaintextRangeError(f"{name} must be an integer in [0, n), got {type(m).__name__} {m!r:.40}"
+                                  " (floats are refused, not truncated)")
     m = int(m)
     if not 0 <= m < public.n:
-        raise PlaintextRangeError(f"plaintext {m} outside [0, n) for a {public.bits}-bit key")
+        raise PlaintextRangeError(f"{name} {_show(m)} outside [0, n) for a {public.bits}-bit key")
     return m
 
 
-def check_ciphertext(public: PaillierPublicKey, c: int) -> int:
+def check_plaintexts(public: PaillierPublicKey, values: object, name: str = "plaintext") -> list[int]:
+    """Many plaintexts (any shape, flattened in order) as ints in [0, n); vectorized for int arrays."""
+    try:
+        arr = as_array(values)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PlaintextRangeError(f"{name}s are not an array of integers: {exc}") from None
+    if arr.dtype.kind in "iu":
+        if arr.size and (int(arr.min()) < 0 or int(arr.max()) >= public.n):
+            bad = int(arr.min()) if int(arr.min()) < 0 else int(arr.max())
+            raise PlaintextRangeError(f"{name} {_show(bad)} outside [0, n) for a {public.bits}-bit key")
+        return [int(m) for m in arr.ravel()]
+    if arr.dtype != object:
+        raise PlaintextRangeError(f"{name}s must be integers in [0, n), got dtype {arr.dtype}"
+                                  " (floats are refused, not truncated)")
+    return [check_plaintext(public, m, name) for m in arr.ravel()]
+
+
+def check_ciphertext(public: PaillierPublicKey, c: object) -> int:
+    if not is_integer(c):
+        raise CiphertextError(f"a Paillier ciphertext must be an integer, got {type(c).__name__}")
     c = int(c)
     if not 0 < c < public.n_square or math.gcd(c, public.n) != 1:
         raise CiphertextError(
@@ -169,16 +214,29 @@ def check_ciphertext(public: PaillierPublicKey, c: int) -> int:
     return c
 
 
+def _check_r(public: PaillierPublicKey, r: object) -> int:
+    if not is_integer(r) or not 0 < int(r) < public.n or math.gcd(int(r), public.n) != 1:
+        raise ParameterError(f"r must be an integer in Z*_n (0 < r < n, gcd(r, n) = 1), got {r!r:.40}")
+    return int(r)
+
+
 def encrypt_int(public: PaillierPublicKey, m: int, r: int | None = None) -> int:
-    """Textbook c = g^m * r^n mod n^2 (fresh random r unless one is given)."""
+    """Textbook c = g^m * r^n mod n^2 (fresh random r unless one is given).
+
+    A chosen r makes the ciphertext deterministic (r = 1 is the insecure ``r_one`` regime): pass
+    one only to show the formulas."""
     m = check_plaintext(public, m)
-    r = random_r(public) if r is None else int(r)
+    r = random_r(public) if r is None else _check_r(public, r)
     n2 = public.n_square
     return int(gmpy2.powmod(public.g, m, n2) * gmpy2.powmod(r, public.n, n2) % n2)
 
 
 def decrypt_int(private: PaillierPrivateKey, c: int) -> int:
-    """Textbook m = L(c^lambda mod n^2) * mu mod n."""
+    """Textbook m = L(c^lambda mod n^2) * mu mod n.
+
+    A bare integer carries no key fingerprint: a ciphertext of another key of the same size
+    decrypts to a random-looking integer and *cannot be detected here*.  Use ``PaillierArray``
+    (``to_bytes``/``from_bytes`` carry the fingerprint) or an authenticated bundle to detect it."""
     c = check_ciphertext(private.public, c)
     n = private.n
     return int(L(int(gmpy2.powmod(c, private.lam, n * n)), n) * private.mu % n)
@@ -186,14 +244,24 @@ def decrypt_int(private: PaillierPrivateKey, c: int) -> int:
 
 def add_ciphertexts(public: PaillierPublicKey, c1: int, c2: int) -> int:
     """E(m1) * E(m2) mod n^2 decrypts to m1 + m2 mod n."""
-    return c1 * c2 % public.n_square
+    return check_ciphertext(public, c1) * check_ciphertext(public, c2) % public.n_square
+
+
+def _check_scalar(value: object, name: str) -> int:
+    if not is_integer(value):
+        raise PlaintextRangeError(f"{name} must be an integer, got {type(value).__name__} {value!r:.40}"
+                                  " (floats are refused, not truncated)")
+    return int(value)
 
 
 def add_plaintext(public: PaillierPublicKey, c: int, m: int) -> int:
     """E(m1) * g^m2 mod n^2 decrypts to m1 + m2 mod n."""
-    return c * int(gmpy2.powmod(public.g, int(m) % public.n, public.n_square)) % public.n_square
+    m = _check_scalar(m, "added plaintext")
+    c = check_ciphertext(public, c)
+    return c * int(gmpy2.powmod(public.g, m % public.n, public.n_square)) % public.n_square
 
 
 def multiply_plaintext(public: PaillierPublicKey, c: int, k: int) -> int:
     """E(m)^k mod n^2 decrypts to k*m mod n (negative k uses the inverse of c)."""
-    return int(gmpy2.powmod(c, int(k), public.n_square))
+    k = _check_scalar(k, "scalar")
+    return int(gmpy2.powmod(check_ciphertext(public, c), k, public.n_square))

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import Enum
 
+from ppdl_utils.crypto.security import ParameterError
+
 
 class Regime(str, Enum):
     """How the per-element randomness of an encryption is chosen."""
@@ -31,14 +33,14 @@ class Regime(str, Enum):
 
     @classmethod
     def parse(cls, value: "str | Regime") -> "Regime":
-        """Accept a Regime or its string name; raise a clear ValueError otherwise."""
+        """Accept a Regime or its string name; raise a clear ParameterError (a ValueError) otherwise."""
         if isinstance(value, Regime):
             return value
         try:
             return cls(str(value))
         except ValueError:
             names = ", ".join(r.value for r in cls)
-            raise ValueError(f"unknown encryption regime {value!r}; expected one of: {names}") from None
+            raise ParameterError(f"unknown encryption regime {value!r}; expected one of: {names}") from None
 
 
 LEAKS: dict[Regime, str] = {

@@ -8,7 +8,9 @@ therefore NOT semantically secure, whatever the key size; the key size only prot
 the factorisation of N.  (RSA-OAEP adds randomness and is secure, but destroys the
 homomorphism.)  Only ``Regime.FIXED_R`` (alias "deterministic") is accepted.
 
-Homomorphism: E(a) * E(b) mod N = E(a * b mod N).
+Homomorphism: E(a) * E(b) mod N = E(a * b mod N).  Hence textbook RSA is **malleable**: anyone
+with the public key turns E(m) into a valid E(k * m mod N), undetectably.  ``to_bytes``/
+``from_bytes`` carry the key fingerprint, not integrity; ``crypto.bundle`` adds an HMAC.
 Fixed points: 0^e = 0, 1^e = 1 and (N-1)^e = N-1 (e is odd), so those plaintexts are
 "encrypted" to themselves.
 
@@ -18,6 +20,8 @@ Key generation uses ``cryptography`` (OpenSSL) with e = 65537.  Security of the 
 """
 from __future__ import annotations
 
+import hashlib
+import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -27,9 +31,12 @@ import gmpy2
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError
-from ppdl_utils.crypto.paillier import security_bits  # same NIST SP 800-57 table: both are factoring moduli
+from ppdl_utils import secret_scan
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
+from ppdl_utils.crypto import serialization
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.crypto.security import ParameterError, as_array
+from ppdl_utils.crypto.security import security_bits  # NIST SP 800-57 table: RSA's N is a factoring modulus
 
 __all__ = [
     "RSAPublicKey",
@@ -40,6 +47,8 @@ __all__ = [
     "decrypt",
     "multiply",
     "ciphertext_nbytes",
+    "to_bytes",
+    "from_bytes",
     "DEFAULT_KEY_SIZE",
     "MIN_KEY_SIZE",
 ]
@@ -65,6 +74,15 @@ class RSAPublicKey:
     def security_bits(self) -> int:
         """Security of the key (factoring N), not of textbook encryption, which is deterministic."""
         return security_bits(self.key_size)
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(f"{self.n:x}:{self.e:x}".encode()).hexdigest()
+
+    @property
+    def fingerprint(self) -> str:
+        """Short public identifier of (N, e); safe to print."""
+        return self.sha256[:16]
 
 
 @dataclass(frozen=True)
@@ -96,7 +114,7 @@ class RSAPrivateKey:
 def keygen(key_size: int = DEFAULT_KEY_SIZE) -> RSAPrivateKey:
     """Generate an RSA key with e = 65537; ValueError below 1024 bits, a warning below 2048."""
     if not isinstance(key_size, int) or key_size < MIN_KEY_SIZE:
-        raise ValueError(f"RSA key_size must be an int >= {MIN_KEY_SIZE} bits, got {key_size!r}")
+        raise ParameterError(f"RSA key_size must be an int >= {MIN_KEY_SIZE} bits, got {key_size!r}")
     if key_size < 2048:
         warnings.warn(
             f"RSA key_size {key_size} is below 2048 bits, i.e. below the 112-bit security level "
@@ -107,7 +125,10 @@ def keygen(key_size: int = DEFAULT_KEY_SIZE) -> RSAPrivateKey:
     priv = rsa.generate_private_key(public_exponent=PUBLIC_EXPONENT, key_size=key_size)
     nums = priv.private_numbers()
     pub = nums.public_numbers
-    return RSAPrivateKey(pub.n, pub.e, nums.d, nums.p, nums.q, nums.dmp1, nums.dmq1, nums.iqmp)
+    key = RSAPrivateKey(pub.n, pub.e, nums.d, nums.p, nums.q, nums.dmp1, nums.dmq1, nums.iqmp)
+    for name in ("d", "p", "q", "dp", "dq", "qinv"):
+        secret_scan.register_secret("rsa", name, key.public.fingerprint, getattr(key, name))
+    return key
 
 
 # --------------------------------------------------------------------------- helpers
@@ -116,12 +137,12 @@ def _check_regime(regime: "Regime | str") -> Regime:
         return Regime.FIXED_R
     r = Regime.parse(regime)
     if r is Regime.RANDOMIZED:
-        raise ValueError(
+        raise ParameterError(
             "textbook RSA has no randomness, so regime 'randomized' is impossible; "
             "RSA-OAEP would be randomized but is not homomorphic. Use Regime.FIXED_R ('deterministic')"
         )
     if r is not Regime.FIXED_R:
-        raise ValueError(
+        raise ParameterError(
             f"textbook RSA does not support regime {r.value!r}; it is deterministic: "
             "use Regime.FIXED_R ('deterministic')"
         )
@@ -134,7 +155,10 @@ def _is_int(v: object) -> bool:
 
 def _plaintexts(pub: RSAPublicKey, m: IntArrayLike) -> np.ndarray:
     """Validate plaintexts: integers in [0, N)."""
-    arr = np.asarray(m)
+    try:
+        arr = as_array(m)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise PlaintextRangeError(f"RSA plaintexts are not an array of integers: {exc}") from None
     if arr.dtype == object:
         if not all(_is_int(v) for v in arr.flat):
             raise PlaintextRangeError("RSA plaintexts must be integers in [0, N); got non-integer objects")
@@ -151,7 +175,10 @@ def _plaintexts(pub: RSAPublicKey, m: IntArrayLike) -> np.ndarray:
 
 def _ciphertexts(n: int, c: IntArrayLike, what: str = "ciphertext") -> np.ndarray:
     """Validate ciphertexts: integers in [0, N); returned as an object array of Python ints."""
-    arr = np.asarray(c)
+    try:
+        arr = as_array(c)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise CiphertextError(f"RSA {what} is not an array of integers: {exc}") from None
     if arr.dtype != object and not np.issubdtype(arr.dtype, np.integer):
         raise CiphertextError(f"RSA {what} must be integers in [0, N); got dtype {arr.dtype}")
     out = np.empty(arr.shape, dtype=object)
@@ -228,3 +255,38 @@ def multiply(pub: RSAPublicKey, c1: IntArrayLike, c2: IntArrayLike) -> np.ndarra
 def ciphertext_nbytes(pub: RSAPublicKey) -> int:
     """Bytes of one ciphertext: ceil(bits(N) / 8), 256 for a 2048-bit key."""
     return (pub.n.bit_length() + 7) // 8
+
+
+CT_MAGIC = b"PPDL-RSA-CIPHERTEXT\n"
+CT_FORMAT = "ppdl-rsa-ciphertext-v1"
+
+
+def to_bytes(pub: RSAPublicKey, c: IntArrayLike) -> bytes:
+    """Header (key fingerprint, shape) then fixed-width big-endian ciphertexts.  No integrity."""
+    arr = _ciphertexts(pub.n, c)
+    width = ciphertext_nbytes(pub)
+    header = {"format": CT_FORMAT, "key_sha256": pub.sha256, "key_fingerprint": pub.fingerprint,
+              "regime": Regime.FIXED_R.value, "shape": list(arr.shape), "width": width}
+    return serialization.pack(CT_MAGIC, header, b"".join(int(v).to_bytes(width, "big") for v in arr.flat))
+
+
+def from_bytes(data: bytes, pub: RSAPublicKey) -> np.ndarray:
+    """Load what ``to_bytes`` wrote: WrongKeyError under another key, CiphertextError if malformed."""
+    what = "serialized RSA ciphertext"
+    header, body = serialization.unpack(data, CT_MAGIC, what)
+    if serialization.field(header, "format", str, what) != CT_FORMAT:
+        raise CiphertextError(f"{what} has format {header['format']!r}, expected {CT_FORMAT!r}")
+    if serialization.field(header, "key_sha256", str, what) != pub.sha256:
+        raise WrongKeyError(f"{what} was written under key {header.get('key_fingerprint')!r:.20}, "
+                            f"not under the given key {pub.fingerprint}")
+    shape = serialization.shape_field(header, what)
+    width = ciphertext_nbytes(pub)
+    if serialization.field(header, "width", int, what) != width:
+        raise CiphertextError(f"{what} header field 'width' is {header['width']}, expected {width}")
+    count = math.prod(shape)
+    if len(body) != count * width:
+        raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs {count * width}"
+                              " (truncated or padded)")
+    values = np.empty(count, dtype=object)
+    values[:] = [int.from_bytes(body[i * width:(i + 1) * width], "big") for i in range(count)]
+    return _ciphertexts(pub.n, values.reshape(shape))

@@ -3,6 +3,11 @@
 The client owns the images and the private key.  Deterministic regimes (``fixed_r``, ``r_one``,
 ``table``) are 256-entry substitutions: equal pixels give equal ciphertexts, which is what lets
 a CNN learn from the rendered images and what makes them attackable (see ``attacks``).
+
+The secret state of those regimes (the ``table`` regime's E(0..255), the ``fixed_r`` regime's r)
+is recorded in the active secret registry (``ppdl_utils.secret_scan``) so that the output scan can
+prove it never reaches a notebook, ``results/`` or a figure.  Paillier is malleable: encryption
+gives confidentiality only; see ``crypto.bundle`` for integrity.
 """
 from __future__ import annotations
 
@@ -14,6 +19,7 @@ import gmpy2
 import numpy as np
 from tqdm.auto import tqdm
 
+from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
 from ppdl_utils.errors import ImageFormatError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
@@ -64,10 +70,13 @@ class ImageEncryptor:
         if self.regime is Regime.R_ONE:
             entries = [1 + m * n for m in values]
         elif self.regime is Regime.FIXED_R:
-            fixed = int(gmpy2.powmod(random_r(self.public), n, n2))  # the one secret r^n
+            r = random_r(self.public)
+            secret_scan.register_secret("fixed_r", "r", self.public.fingerprint, r)
+            fixed = int(gmpy2.powmod(r, n, n2))  # the one r^n every pixel shares
             entries = [(1 + m * n) * fixed % n2 for m in values]
         else:  # TABLE: an independent randomized encryption per pixel value
             entries = [int(c) for c in self.fast.encrypt_many(np.arange(PIXEL_LEVELS))]
+            secret_scan.register_secret("table", "E(0..255)", self.public.fingerprint, entries)
         table = np.empty(PIXEL_LEVELS, dtype=object)
         table[:] = entries
         return table
