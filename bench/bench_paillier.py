@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ppdl_utils.crypto.cipher_array import _CRTDecryptor
+from ppdl_utils.crypto.cipher_array import CRTDecryptor
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.images.encryption import ImageEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair, security_label
@@ -42,7 +42,7 @@ def main() -> None:
     key = generate_keypair(args.bits)
     phe_public, phe_private = key.public.to_phe(), key.to_phe()
     textbook, fast = FastEncryptor(key, exponent_bits=None), FastEncryptor(key)
-    c, decrypt = int(fast.encrypt(200)), _CRTDecryptor(key)
+    c, decrypt = int(fast.encrypt(200)), CRTDecryptor(key)
     rows = {
         "phe encrypt (library baseline)": rate(lambda: phe_public.encrypt(200), args.seconds),
         "CRT encrypt, textbook r^n": rate(lambda: textbook.encrypt(200), args.seconds),

@@ -2,15 +2,17 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair, security_bits
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import WrongKeyError
 from ppdl_utils.images.encryption import ImageEncryptor
 from ppdl_utils.images.metrics import adjacent_correlation, npcr_uaci, shannon_entropy
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair, security_bits
-from ppdl_utils.crypto.regimes import Regime
 
 DIRECTIONS = ("horizontal", "vertical", "diagonal")
 
@@ -80,3 +82,59 @@ def cost_table(images: np.ndarray, key_sizes: list[int], regimes: list[Regime],
                          "plaintext_bytes_per_image": images[0].size,
                          "pixels": images[0].size})
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class ROneRendering:
+    """How ``c mod 256`` renders the ``r_one`` ciphertexts c = 1 + n·m of one key.
+
+    c mod 256 = 1 + a·m mod 256 with a = n mod 256: an affine map of the gray level m. n is odd,
+    so a is odd and invertible mod 256: the map is a bijection that anyone holding the public n
+    undoes, m = (y − 1)·a⁻¹ mod 256. What the eye sees depends on a alone, through `step`.
+    """
+
+    n_mod_256: int
+    step: int  # a as a signed residue in (-128, 128]: gray levels m and m+1 land `step` apart
+    inverse: int  # a⁻¹ mod 256
+
+    @property
+    def looks(self) -> str:
+        """What the rendered image shows to the eye. Thresholds were read off renderings of the
+        64-px synthetic X-rays for every odd a (smoother real X-rays stay visible a little longer)."""
+        s = abs(self.step)
+        if s == 1:
+            return "the X-ray itself" if self.step == 1 else "the X-ray's negative"
+        if s <= 5:
+            return f"the X-ray plainly, cut into {s} contour bands"
+        if s <= 11:
+            return "the X-ray's outline under a fine grain"
+        if abs(_signed(2 * self.n_mod_256)) <= 2:  # a ≈ ±128: every second gray level lines up
+            return "the X-ray's outline under alternating stripes"
+        return "only noise to the eye"
+
+    def decode(self, rendered: np.ndarray) -> np.ndarray:
+        """The plain image back from its rendering, with the public n only."""
+        return (((np.asarray(rendered, dtype=np.int64) - 1) * self.inverse) % 256).astype(np.uint8)
+
+    def sentence(self) -> str:
+        """One sentence for a notebook: what the r_one column shows under this key, and why."""
+        return (f"Under this key n mod 256 = {self.n_mod_256} (odd, as every Paillier n is), so the r_one "
+                f"column is y = 1 + {self.n_mod_256}·m mod 256: neighbouring gray levels land "
+                f"{abs(self.step)} apart{' (wrapping around 256)' if abs(self.step) > 1 else ''}, and the "
+                f"picture shows {self.looks}. Whatever it looks like, it is no encryption: anyone with the "
+                f"public n reads m = (y − 1)·{self.inverse} mod 256 off the rendering.")
+
+
+def _signed(value: int) -> int:
+    """`value` mod 256 as a residue in (-128, 128]."""
+    value %= 256
+    return value - 256 if value > 128 else value
+
+
+def r_one_rendering(public: PaillierPublicKey) -> ROneRendering:
+    """The affine map ``c mod 256`` applies to gray levels under `public` in the r_one regime."""
+    a = public.n % 256
+    if a % 2 == 0:
+        raise WrongKeyError(f"n mod 256 = {a} is even: the key {public.fingerprint} has no Paillier modulus "
+                            "(n = p·q with odd primes)")
+    return ROneRendering(n_mod_256=a, step=_signed(a), inverse=pow(a, -1, 256))

@@ -72,7 +72,6 @@ class CRTDecryptor:
         return int(mp + self.p * ((mq - mp) * self.p_inv_q % self.q))
 
 
-_CRTDecryptor = CRTDecryptor  # the old private name (bench/bench_paillier.py imports it)
 
 
 @dataclass

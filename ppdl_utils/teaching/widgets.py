@@ -1,7 +1,8 @@
 """ipywidgets for teaching: a Paillier playground and an image-encryption explorer.
 
 Each widget class keeps its computed values in ``.state`` and recomputes in ``.update()``, so
-the callbacks can be driven (and tested) from Python without a browser.
+the callbacks can be driven (and tested) from Python without a browser. The HTML they display
+marks its rows with ``ppdl-<name>`` classes, so a browser test can read the values a student sees.
 """
 from __future__ import annotations
 
@@ -10,8 +11,38 @@ import html
 import ipywidgets as w
 import numpy as np
 
-from ppdl_utils.crypto.paillier import (PaillierPrivateKey, add_ciphertexts, decrypt_int, encrypt_int,
-                       generate_keypair, keypair_from_primes, security_label)
+from ppdl_utils.analysis.cipher_stats import r_one_rendering
+from ppdl_utils.crypto.paillier import (
+    PaillierPrivateKey,
+    add_ciphertexts,
+    decrypt_int,
+    encrypt_int,
+    generate_keypair,
+    keypair_from_primes,
+    security_label,
+)
+from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.reporting.figures import stamp_source
+
+KEEP_DIGITS = 12  # digits kept at each end of an abbreviated number
+SHOW_SECRETS_UP_TO_BITS = 64  # λ and μ are shown for teaching-size keys only
+R_ONE_WARNING = ("<div class='ppdl-r-one-warning' style='color:#b00'><b>r = 1 for every encryption</b>: "
+                 "c = g<sup>m</sup> = 1 + n·m mod n², the weakest regime (<code>r_one</code>). Equal "
+                 "messages give equal ciphertexts, and anyone holding the public n decrypts: "
+                 "m = (c − 1) / n.</div>")
+
+
+def abbreviate(value: int, full: bool = False, keep: int = KEEP_DIGITS) -> str:
+    """``value`` as text; above 2·keep + 6 digits (unless `full`) only its first and last `keep`
+    digits, with its digit count and bit length, so a 2048-bit key is not a wall of digits."""
+    text = str(value)
+    if full or len(text) <= 2 * keep + 6:
+        return text
+    return f"{text[:keep]}…{text[-keep:]} ({len(text.lstrip('-'))} digits, {abs(value).bit_length()} bits)"
+
+
+def _show(widget: w.Widget, visible: bool) -> None:
+    widget.layout.display = None if visible else "none"
 
 
 class PaillierPlayground:
@@ -23,19 +54,26 @@ class PaillierPlayground:
                                     description="key from", style=style)
         self.p = w.IntText(value=p, description="p")
         self.q = w.IntText(value=q, description="q")
+        self.primes = w.HBox([self.p, self.q])
         self.bits = w.Dropdown(options=[32, 64, 128, 256, 512, 1024, 2048], value=64,
-                               description="bits of n")
+                               description="bits of n", style=style)
         self.m1 = w.IntText(value=m1, description="m1")
         self.m2 = w.IntText(value=m2, description="m2")
-        self.randomized = w.Checkbox(value=True, description="fresh random r per encryption")
+        # indent=False and an automatic width: the default 300 px cut the label short
+        self.randomized = w.Checkbox(value=True, description="fresh random r for every encryption",
+                                     indent=False, layout=w.Layout(width="auto"))
+        self.warning = w.HTML(R_ONE_WARNING)
+        self.full_digits = w.Checkbox(value=False, description="show every digit", indent=False,
+                                      layout=w.Layout(width="auto"))
         self.output = w.HTML()
         self.state: dict[str, object] = {}
         self._key: PaillierPrivateKey | None = None
         self._key_source: tuple | None = None
-        for control in (self.mode, self.p, self.q, self.bits, self.m1, self.m2, self.randomized):
+        for control in (self.mode, self.p, self.q, self.bits, self.m1, self.m2, self.randomized,
+                        self.full_digits):
             control.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([self.mode, w.HBox([self.p, self.q]), self.bits,
-                              w.HBox([self.m1, self.m2]), self.randomized, self.output])
+        self.widget = w.VBox([self.mode, self.primes, self.bits, w.HBox([self.m1, self.m2]),
+                              self.randomized, self.warning, self.full_digits, self.output])
         self.update()
 
     def _current_key(self) -> PaillierPrivateKey:
@@ -48,7 +86,16 @@ class PaillierPlayground:
         assert self._key is not None
         return self._key
 
+    def _sync_controls(self) -> None:
+        """Show only the inputs of the current mode (stale p and q would mislead), and the r = 1
+        warning whenever randomization is off."""
+        small = self.mode.value == "small primes"
+        _show(self.primes, small)
+        _show(self.bits, not small)
+        _show(self.warning, not self.randomized.value)
+
     def update(self) -> None:
+        self._sync_controls()
         try:
             key = self._current_key()
             pub = key.public
@@ -59,24 +106,34 @@ class PaillierPlayground:
             self.state = {"n": pub.n, "n_square": pub.n_square, "c1": c1, "c2": c2,
                           "c1_again": c1_again, "product": product,
                           "decrypted_sum": decrypt_int(key, product),
-                          "expected_sum": (self.m1.value + self.m2.value) % pub.n, "error": None}
+                          "expected_sum": (self.m1.value + self.m2.value) % pub.n,
+                          "r": "fresh random" if r is None else r, "error": None}
+            self.state["abbreviated"] = abbreviate(pub.n_square) != str(pub.n_square)
+            _show(self.full_digits, bool(self.state["abbreviated"]))
             self.output.value = self._html(key)
         except (ValueError, ArithmeticError) as exc:
             self.state = {"error": str(exc)}
-            self.output.value = f"<b style='color:#b00'>{html.escape(str(exc))}</b>"
+            self.output.value = f"<b class='ppdl-error' style='color:#b00'>{html.escape(str(exc))}</b>"
+
+    def _rows(self, key: PaillierPrivateKey) -> list[tuple[str, str, str]]:
+        s, full = self.state, self.full_digits.value
+        num = lambda value: abbreviate(value, full)  # noqa: E731 - a local shorthand
+        secret = (f"λ = {key.lam}, μ = {key.mu}" if key.n.bit_length() <= SHOW_SECRETS_UP_TO_BITS
+                  else f"λ, μ: hidden for keys above {SHOW_SECRETS_UP_TO_BITS} bits")
+        same = ("the SAME ciphertext (deterministic: equality leaks)" if s["c1"] == s["c1_again"]
+                else "a DIFFERENT ciphertext (randomized: equality hidden)")
+        return [("n", "n = p·q", num(s["n"])), ("key", "key", security_label(key.n.bit_length())),
+                ("secret", "secret", secret), ("r", "r", str(s["r"])),
+                ("c1", "c1 = E(m1)", num(s["c1"])), ("c2", "c2 = E(m2)", num(s["c2"])),
+                ("product", "c1 · c2 mod n²", num(s["product"])),
+                ("decrypted-sum", "D(c1 · c2)", num(s["decrypted_sum"])),
+                ("expected-sum", "(m1 + m2) mod n", num(s["expected_sum"])),
+                ("c1-again", "E(m1) again", f"{num(s['c1_again'])} → {same}")]
 
     def _html(self, key: PaillierPrivateKey) -> str:
-        s = self.state
-        secret = (f"λ = {key.lam}, μ = {key.mu}" if key.n.bit_length() <= 64
-                  else "λ, μ: hidden for keys above 64 bits")
-        same = "the SAME ciphertext (deterministic: equality leaks)" if s["c1"] == s["c1_again"] \
-            else "a DIFFERENT ciphertext (randomized: equality hidden)"
-        rows = [("n = p·q", s["n"]), ("key", security_label(key.n.bit_length())), ("secret", secret),
-                ("c1 = E(m1)", s["c1"]), ("c2 = E(m2)", s["c2"]), ("c1 · c2 mod n²", s["product"]),
-                ("D(c1 · c2)", s["decrypted_sum"]), ("(m1 + m2) mod n", s["expected_sum"]),
-                ("E(m1) again", f"{s['c1_again']} → {same}")]
-        body = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='word-break:break-all'>"
-                       f"{html.escape(str(v))}</td></tr>" for k, v in rows)
+        body = "".join(f"<tr class='ppdl-{name}'><td style='white-space:nowrap'><b>{html.escape(label)}</b>"
+                       f"</td><td style='word-break:break-all'>{html.escape(value)}</td></tr>"
+                       for name, label, value in self._rows(key))
         return f"<table>{body}</table>"
 
 
@@ -84,26 +141,29 @@ class ImageEncryptionExplorer:
     """Pick an image, a regime and a key size; see the plain and the rendered cipher image."""
 
     def __init__(self, images: np.ndarray, labels: list[str], key_sizes: tuple[int, ...] = (1024, 2048),
-                 renderer: str = "mod256") -> None:
+                 renderer: str = "mod256", source: str = "") -> None:
         import matplotlib.pyplot as plt
 
         from ppdl_utils.images.encryption import ImageEncryptor
-        from ppdl_utils.crypto.regimes import Regime
 
         self._plt, self._encryptor_class = plt, ImageEncryptor
-        self.images, self.renderer = images, renderer
+        self.images, self.renderer, self.source = images, renderer, source
+        style = {"description_width": "initial"}  # the default width cut the regime labels short
         self.image = w.Dropdown(options=[(label, i) for i, label in enumerate(labels)], value=0,
-                                description="image")
+                                description="image", style=style, layout=w.Layout(width="auto"))
         self.regime = w.Dropdown(options=[(r.label, r) for r in Regime], value=Regime.TABLE,
-                                 description="regime")
-        self.key_bits = w.Dropdown(options=list(key_sizes), value=key_sizes[0], description="key bits")
+                                 description="regime", style=style, layout=w.Layout(width="360px"))
+        self.key_bits = w.Dropdown(options=list(key_sizes), value=key_sizes[0], description="key bits",
+                                   style=style, layout=w.Layout(width="auto"))
+        self.note = w.HTML()
         self.output = w.Output()
         self.state: dict[str, object] = {}
         self._keys: dict[int, PaillierPrivateKey] = {}
         self._encryptors: dict[tuple, object] = {}
         for control in (self.image, self.regime, self.key_bits):
             control.observe(lambda _change: self.update(), names="value")
-        self.widget = w.VBox([w.HBox([self.image, self.regime, self.key_bits]), self.output])
+        controls = w.HBox([self.image, self.regime, self.key_bits], layout=w.Layout(flex_flow="row wrap"))
+        self.widget = w.VBox([controls, self.output, self.note])
         self.update()
 
     def _encryptor(self):
@@ -119,16 +179,34 @@ class ImageEncryptionExplorer:
         cipher = self._encryptor().encrypt_rendered(plain[None], self.renderer, progress=False)[0]
         self.state = {"plain": plain, "cipher": cipher, "regime": self.regime.value,
                       "key_bits": self.key_bits.value}
+        self.note.value = self._note()
         self.output.clear_output(wait=True)
         with self.output:
-            fig, axes = self._plt.subplots(1, 3, figsize=(10, 3))
-            axes[0].imshow(plain, cmap="gray", vmin=0, vmax=255)
-            axes[0].set_title("plain")
-            axes[1].imshow(cipher, cmap="gray", vmin=0, vmax=255)
-            axes[1].set_title(f"{self.regime.value.label}\n{self.renderer}, {self.key_bits.value}-bit", fontsize=8)
-            axes[2].hist(plain.ravel(), bins=64, range=(0, 256), alpha=0.6, label="plain")
-            axes[2].hist(cipher.ravel(), bins=64, range=(0, 256), alpha=0.6, label="cipher")
-            axes[2].legend(fontsize=7)
-            for ax in axes[:2]:
-                ax.axis("off")
-            self._plt.show()
+            figure = self._figure(plain, cipher)
+            self._plt.show()  # the inline backend displays it here
+        self._plt.close(figure)  # headless (tests): never accumulate open figures
+
+    def _note(self) -> str:
+        """Why the cipher image looks as it does, for the regimes whose look depends on the key."""
+        if self.regime.value is Regime.R_ONE and self.renderer == "mod256":
+            return f"<i>{html.escape(r_one_rendering(self._keys[self.key_bits.value].public).sentence())}</i>"
+        return ""
+
+    def _figure(self, plain: np.ndarray, cipher: np.ndarray):
+        fig, axes = self._plt.subplots(1, 3, figsize=(11, 3.4), gridspec_kw={"width_ratios": [1, 1, 1.5]})
+        axes[0].imshow(plain, cmap="gray", vmin=0, vmax=255)
+        axes[0].set_title(f"plain: {self.image.label}", fontsize=10)
+        axes[1].imshow(cipher, cmap="gray", vmin=0, vmax=255)
+        axes[1].set_title(f"{self.regime.value.label}\n{self.renderer}, {self.key_bits.value}-bit key",
+                          fontsize=9)
+        axes[2].hist(plain.ravel(), bins=64, range=(0, 256), alpha=0.6, label="plain")
+        axes[2].hist(cipher.ravel(), bins=64, range=(0, 256), alpha=0.6, label="cipher")
+        axes[2].set(xlabel="pixel value", ylabel="pixels per bin (64 bins)")
+        axes[2].set_title("pixel-value histogram", fontsize=10)
+        axes[2].legend(fontsize=8)
+        for ax in axes[:2]:
+            ax.axis("off")
+        fig.tight_layout()
+        if self.source:
+            stamp_source(fig, self.source, fontsize=8)
+        return fig
