@@ -13,6 +13,8 @@ PARAMS ?=
 PARAMFILE ?=
 SUFFIX ?=
 DRAWS ?= 3
+# a cell that runs longer than this (seconds) fails the notebook instead of hanging (nbclient + widgets can)
+CELL_TIMEOUT ?= 7200
 SPLITS ?= 2
 BUILD := build/notebooks
 STAMP := $(VENV)/.installed
@@ -58,7 +60,8 @@ $(call EXECUTED,08_privacy_ladder): $(call EXECUTED,03_training) $(call EXECUTED
 $(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)
 	@mkdir -p $(BUILD) figures results
 	$(BIN)/python -m ppdl_utils.notebook_params $< $(CHECKED_PARAMS)
-	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar $< $@.part $(PAPERMILL_PARAMS)
+	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar --execution-timeout $(CELL_TIMEOUT) \
+		$< $@.part $(PAPERMILL_PARAMS)
 	mv $@.part $@
 
 reproduce: $(STAMP)  ## notebooks 03-04 on a real dataset: make reproduce DATA=... [WEIGHTS=...]
