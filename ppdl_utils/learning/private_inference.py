@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import gmpy2
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto.cipher_array import PaillierArray, decrypt_array
@@ -147,6 +146,8 @@ def fit_quantized_head(features: np.ndarray, labels: np.ndarray, feature_bits: i
     head = QuantizedHead(np.zeros((1, features.shape[1]), np.int64), np.zeros(1, np.int64), low, high,
                          feature_max)
     unit = head.quantize_features(features) / feature_max
+    from sklearn.linear_model import LogisticRegression  # here: server workers import this module and never fit
+
     model = LogisticRegression(C=C, max_iter=2000, random_state=seed).fit(unit, labels)
     weights, bias = model.coef_, model.intercept_
     if weights.shape[0] == 1:  # binary: sklearn keeps one row; use (-w, w) so argmax works
@@ -340,6 +341,7 @@ def float_head_accuracy(train: np.ndarray, train_labels: np.ndarray, test: np.nd
                         test_labels: np.ndarray, seed: int = 0) -> float:
     """Test accuracy of the unquantized head (same min-max feature scaling, float weights): the
     plain model that the quantized, encrypted heads are compared with."""
+    from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import MinMaxScaler
 
