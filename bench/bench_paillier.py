@@ -18,8 +18,8 @@ import numpy as np
 
 from ppdl_utils.crypto.cipher_array import CRTDecryptor
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
-from ppdl_utils.images.encryption import ImageEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair, security_label
+from ppdl_utils.images.encryption import ImageEncryptor
 
 
 def rate(function, seconds: float) -> float:

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from ppdl_utils.crypto import lwe
-from ppdl_utils.learning import private_inference as pi
 from ppdl_utils.crypto.paillier import generate_keypair
+from ppdl_utils.learning import private_inference as pi
 
 
 def main() -> None:

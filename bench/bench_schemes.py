@@ -16,22 +16,23 @@ import os
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
-import json
-import platform
-import sys
-import time
-from pathlib import Path
+# Thread counts must be set before numpy loads, so these imports follow the set-up above.
+import argparse  # noqa: E402
+import json  # noqa: E402
+import platform  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
-import pandas as pd
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ppdl_utils.analysis import scheme_comparison as sc  # noqa: E402
 from ppdl_utils.crypto import lwe  # noqa: E402
 from ppdl_utils.crypto import rsa_textbook as rsa  # noqa: E402
-from ppdl_utils.analysis import scheme_comparison as sc  # noqa: E402
 from ppdl_utils.crypto.paillier import generate_keypair  # noqa: E402
 from ppdl_utils.data.synthetic import make_knee_xray_like  # noqa: E402
 

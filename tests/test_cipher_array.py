@@ -6,14 +6,15 @@ import stat
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ppdl_utils.crypto.cipher_array import PaillierArray, decrypt_array
-from ppdl_utils.errors import CiphertextError, ImageFormatError, PlaintextRangeError, PPDLError, WrongKeyError
-from ppdl_utils.images.encryption import ImageEncryptor, validate_images
 from ppdl_utils.crypto.keyfiles import load_private_key, load_public_key, save_private_key, save_public_key
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import CiphertextError, ImageFormatError, PlaintextRangeError, PPDLError, WrongKeyError
+from ppdl_utils.images.encryption import ImageEncryptor, validate_images
 from ppdl_utils.images.render import float_overflows, render
 
 images = hnp.arrays(np.uint8, hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=6))

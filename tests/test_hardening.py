@@ -13,7 +13,8 @@ from pathlib import Path
 import gmpy2
 import numpy as np
 import pytest
-from hypothesis import assume, given, strategies as st
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto import bundle, keyfiles, lwe, rsa_textbook, serialization
@@ -27,10 +28,11 @@ from ppdl_utils.crypto.security import ParameterError, min_short_exponent_bits
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+                           lambda inner: st.lists(inner, max_size=3)
+                           | st.dictionaries(st.text(max_size=6), inner, max_size=3),
                            max_leaves=8)
-anything = st.one_of(st.integers(-2**80, 2**80), st.floats(allow_nan=True), st.booleans(), st.none(), st.text(max_size=4),
-                     st.lists(st.integers(-3, 3), max_size=2), st.binary(max_size=3))
+anything = st.one_of(st.integers(-2**80, 2**80), st.floats(allow_nan=True), st.booleans(), st.none(),
+                     st.text(max_size=4), st.lists(st.integers(-3, 3), max_size=2), st.binary(max_size=3))
 
 
 @pytest.fixture(autouse=True)
@@ -338,7 +340,8 @@ def test_exponent_bits_are_checked_where_given(other_key, bits):
 @pytest.mark.parametrize("bits", [0, 8, 152])
 def test_short_exponents_of_the_issue_are_refused(other_key, key2048, bits):
     for key in (other_key, key2048):
-        with pytest.raises(ParameterError, match=f"exponent_bits = {bits} is below {min_short_exponent_bits(key.public.bits)}"):
+        floor = min_short_exponent_bits(key.public.bits)
+        with pytest.raises(ParameterError, match=f"exponent_bits = {bits} is below {floor}"):
             FastEncryptor(key, exponent_bits=bits)
     assert min_short_exponent_bits(2048) == 224 and min_short_exponent_bits(512) == 160
 
@@ -400,7 +403,8 @@ def test_the_issue_plaintexts(other_key, fast):
 @given(values=st.lists(st.one_of(st.integers(-2, 2**13), st.floats(0, 5), st.booleans()), min_size=1, max_size=4))
 def test_lwe_and_rsa_plaintexts_encrypt_exactly_or_are_refused(lwe_key, rsa_key, values):
     ints = all(isinstance(v, int) and not isinstance(v, bool) for v in values)
-    for encrypt, decrypt, upper in ((lambda m: lwe.encrypt(lwe_key, m), lambda c: lwe.decrypt(lwe_key, c), lwe_key.params.t),
+    for encrypt, decrypt, upper in ((lambda m: lwe.encrypt(lwe_key, m), lambda c: lwe.decrypt(lwe_key, c),
+                                     lwe_key.params.t),
                                     (lambda m: rsa_textbook.encrypt(rsa_key.public, m),
                                      lambda c: rsa_textbook.decrypt(rsa_key, c), rsa_key.n)):
         if ints and all(0 <= v < upper for v in values):

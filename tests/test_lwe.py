@@ -10,9 +10,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ppdl_utils.crypto import lwe
-from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
 from ppdl_utils.crypto.lwe import DEFAULT, TEACHING, LWEParams
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
 
 T = TEACHING.t
 B = TEACHING.error_bound

@@ -134,7 +134,8 @@ def test_shared_imagenet_weights_load_at_another_size():
     reference = models.build_mobilenetv2(96, 2, weights=None)
     conv = [w for w in model.weights if "Conv1" in w.path and "kernel" in w.path][0]
     ref = [w for w in reference.weights if "Conv1" in w.path and "kernel" in w.path][0]
-    assert conv.shape == (3, 3, 3, 32) and not np.allclose(keras.ops.convert_to_numpy(conv.value), keras.ops.convert_to_numpy(ref.value))
+    assert conv.shape == (3, 3, 3, 32) and not np.allclose(keras.ops.convert_to_numpy(conv.value),
+                                                           keras.ops.convert_to_numpy(ref.value))
 
 
 def test_learnable_input_table():

@@ -3,15 +3,12 @@ outputs never contain private key material."""
 from __future__ import annotations
 
 import ast
-import json
 from pathlib import Path
 
 import nbformat
-import papermill
 import pandas as pd
+import papermill
 import pytest
-
-from ppdl_utils.crypto.keyfiles import load_private_key
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))

@@ -5,15 +5,25 @@ import math
 
 import gmpy2
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from phe import paillier as phe_paillier
 
 from ppdl_utils.crypto import paillier as paillier_module
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor, short_exponent_bits
 from ppdl_utils.crypto.paillier import (
-    L, add_ciphertexts, add_plaintext, decrypt_int, encrypt_int, generate_keypair,
-    keypair_from_primes, multiply_plaintext, security_bits, security_label)
+    L,
+    add_ciphertexts,
+    add_plaintext,
+    decrypt_int,
+    encrypt_int,
+    generate_keypair,
+    keypair_from_primes,
+    multiply_plaintext,
+    security_bits,
+    security_label,
+)
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 
 messages = st.integers(min_value=0, max_value=2**64)
 

@@ -3,15 +3,25 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto.security import ParameterError
 from ppdl_utils.errors import DataError, NoiseBudgetError, PlaintextRangeError
 from ppdl_utils.learning.features import pixel_features
 from ppdl_utils.learning.private_inference import (
-    LWE_INFERENCE, LWEHeadServer, PaillierHeadServer, fit_quantized_head, lwe_head_budgets,
-    pack_scores, packing_parameters, run_lwe, run_paillier, unpack_scores)
+    LWE_INFERENCE,
+    LWEHeadServer,
+    PaillierHeadServer,
+    fit_quantized_head,
+    lwe_head_budgets,
+    pack_scores,
+    packing_parameters,
+    run_lwe,
+    run_paillier,
+    unpack_scores,
+)
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +115,8 @@ def test_out_of_range_features_are_refused_on_the_client_side(data, key2048):
     x = head.quantize_features(features[400:403])
     x[1, 5] = head.feature_max + 40
     for run in (lambda q: run_paillier(head, key2048, q), lambda q: run_lwe(head, lwe.keygen(LWE_INFERENCE), q)):
-        with pytest.raises(PlaintextRangeError, match=r"feature 5 of image 1 is 295, outside the quantization range \[0, 255\]"):
+        with pytest.raises(PlaintextRangeError,
+                           match=r"feature 5 of image 1 is 295, outside the quantization range \[0, 255\]"):
             run(x)
     with pytest.raises(PlaintextRangeError, match="must be integers"):
         run_paillier(head, key2048, x.astype(float))

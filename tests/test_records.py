@@ -22,11 +22,13 @@ def make_record(run: str = "synthetic", label: str = "table", seed: int = 0, ord
     y_pred = np.where(rng.random(60) < 0.7, y_true, rng.integers(0, 3, 60))
     history = pd.DataFrame({"epoch": [1, 2], "accuracy": [0.5, 0.8], "val_accuracy": [0.4, 0.7],
                             "loss": [1.0, 0.5], "val_loss": [1.1, 0.6]})
-    return RunRecord(run=run, label=label, regime=label.split("+")[0], regime_label=f"{label} (deterministic, NOT secure)",
+    return RunRecord(run=run, label=label, regime=label.split("+")[0],
+                     regime_label=f"{label} (deterministic, NOT secure)",
                      class_names=NAMES, summary=EvaluationSummary.from_predictions(y_true, y_pred, NAMES),
                      train=TrainSummary(best_epoch=2, best_val_accuracy=0.7, n_train=100, n_val=20,
                                         seconds_per_step=0.1, first_step_seconds=1.5, images_per_second=320.0,
-                                        wall_seconds=9.0, steps_per_epoch=4, batch_size=32, extra={"model": "small_cnn"}),
+                                        wall_seconds=9.0, steps_per_epoch=4, batch_size=32,
+                                        extra={"model": "small_cnn"}),
                      image_size=32, epochs=2, key_draw=1, split_seed=3, order=order,
                      cipher_stats={"distinct_values": 160.0}, settings={"lr": 1e-3, "n": np.int64(3)},
                      history=history, predictions=pd.DataFrame({"y_true": y_true, "y_pred": y_pred}))

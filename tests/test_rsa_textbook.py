@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from ppdl_utils.crypto import rsa_textbook as rsa
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 
 FEW = settings(max_examples=25, deadline=None)
 shapes = hnp.array_shapes(min_dims=0, max_dims=2, min_side=1, max_side=6)

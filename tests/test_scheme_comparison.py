@@ -10,11 +10,11 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import cross_val_score
 
+from ppdl_utils.analysis import scheme_comparison as sc
 from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto import rsa_textbook as rsa
-from ppdl_utils.analysis import scheme_comparison as sc
-from ppdl_utils.errors import PlaintextRangeError
 from ppdl_utils.data.synthetic import make_knee_xray_like, make_osteoporosis_tabular
+from ppdl_utils.errors import PlaintextRangeError
 
 DETERMINISTIC = [c for c in sc.DEFAULT_CONFIGS if c[1] not in ("randomized", "none")]
 RANDOMIZED = [c for c in sc.DEFAULT_CONFIGS if c[1] == "randomized"]

@@ -10,7 +10,8 @@ import stat
 import nbformat
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
 from ppdl_utils import secret_scan
@@ -18,8 +19,16 @@ from ppdl_utils.crypto import keyfiles, lwe, rsa_textbook
 from ppdl_utils.crypto.paillier import generate_keypair
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.images.encryption import ImageEncryptor
-from ppdl_utils.secret_scan import (SecretLeakError, SecretRegistry, SecretRegistryError, WINDOW, assert_no_secrets,
-                                    load_secrets, scan_paths, scan_text)
+from ppdl_utils.secret_scan import (
+    WINDOW,
+    SecretLeakError,
+    SecretRegistry,
+    SecretRegistryError,
+    assert_no_secrets,
+    load_secrets,
+    scan_paths,
+    scan_text,
+)
 
 
 @pytest.fixture(autouse=True)

@@ -71,8 +71,6 @@ __all__ = [
     "PreparedData",
     "prepare_tabular",
     "prepare_images",
-    "build_mlp",
-    "build_cnn",
     "train_and_evaluate",
     "run_comparison",
     "split_counts",
@@ -534,7 +532,8 @@ def summary_lines(table: pd.DataFrame, paper_accuracy: float = PAPER_ACCURACY) -
         if len(order):
             lines.append(f"  LWE fixed_r (order kept, NOT secure): {_span(order['accuracy'])}")
         if len(subst):
-            lines.append(f"  substitutions c mod 256 (Paillier deterministic, RSA; NOT secure): {_span(subst['accuracy'])}")
+            lines.append("  substitutions c mod 256 (Paillier deterministic, RSA; NOT secure): "
+                         f"{_span(subst['accuracy'])}")
         lines.append(f"  rows at or above the paper's {100 * paper_accuracy:.2f}%: "
                      + (", ".join("plaintext" if r.scheme == "plain" else f"{r.scheme} {r.regime}"
                                   for r in reach.itertuples()) or "none"))

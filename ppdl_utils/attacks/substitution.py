@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Hashable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -262,7 +262,8 @@ def _score_against(truth: ArrayLike, shape: tuple[int, ...], image: NDArray[np.u
         raise ImageFormatError(f"truth has shape {t.shape}, cipher_images {shape}")
     if len(shape) == 2:
         return psnr(t, image), ssim(t, image)
-    return float(np.mean([psnr(a, b) for a, b in zip(t, image)])), float(np.mean([ssim(a, b) for a, b in zip(t, image)]))
+    return (float(np.mean([psnr(a, b) for a, b in zip(t, image)])),
+            float(np.mean([ssim(a, b) for a, b in zip(t, image)])))
 
 
 def attack_substitution_ciphertext_only(

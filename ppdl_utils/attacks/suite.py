@@ -1,4 +1,5 @@
-"""Run every attack of :mod:`ppdl_utils.attacks.algebraic` and :mod:`~ppdl_utils.attacks.substitution` over a set of test images and tabulate the result.
+"""Run every attack of :mod:`ppdl_utils.attacks.algebraic` and :mod:`~ppdl_utils.attacks.substitution`
+over a set of test images and tabulate the result.
 
 The threat model is an honest-but-curious server that receives the encrypted images.  What the
 attacker may use is stated in every row (:data:`USES`):
@@ -367,7 +368,8 @@ def rsa_attacks(rsa_key: "_rsa.RSAPrivateKey | _rsa.RSAPublicKey", test_images: 
     for i, c in enumerate(full):
         stack[i] = c
     runs = [_run_from_results("textbook RSA", Regime.FIXED_R, "full ciphertexts", "dictionary E(0..255)",
-                              USES["public_key"], _run_per_image(full, lambda c: attack_rsa_dictionary(c, pub.e, pub.n)))]
+                              USES["public_key"],
+                              _run_per_image(full, lambda c: attack_rsa_dictionary(c, pub.e, pub.n)))]
     runs += _generic_runs("textbook RSA", Regime.FIXED_R, "full ciphertexts", _rsa.encrypt(pub, knowledge.pair_plain),
                           stack, knowledge, test, refine)
     return [r.score(test, knowledge.mean_image) for r in runs]
@@ -495,7 +497,8 @@ def leakage_vs_accuracy_table(runs: Sequence[AttackRun], cnn_accuracies: dict[st
             "attacker_needs": best.uses if best else "-",
             "attack_ssim_median": _median_ssim(best),
             "attack_exact_rate": float(np.mean(np.isinf(best.psnr))) if best and best.psnr else float("nan"),
-            "strongest_attack_on_cnn_input": f"{best_rendered.input} · {best_rendered.attack}" if best_rendered else "-",
+            "strongest_attack_on_cnn_input": (f"{best_rendered.input} · {best_rendered.attack}"
+                                              if best_rendered else "-"),
             "cnn_input_attack_ssim_median": _median_ssim(best_rendered),
             "invertible": ("yes" if inverted else "no") if best else "-",
             "cnn_test_accuracy": f"{cnn[key]:.3f}" if key in cnn else "not run",
@@ -561,7 +564,8 @@ FIGURE_RUNS = (
 )
 
 
-def select_runs(runs: Sequence[AttackRun], wanted: Sequence[tuple[str, str, str, str]] = FIGURE_RUNS) -> list[AttackRun]:
+def select_runs(runs: Sequence[AttackRun],
+                wanted: Sequence[tuple[str, str, str, str]] = FIGURE_RUNS) -> list[AttackRun]:
     """Pick runs by (scheme prefix, regime value or "-", input, attack prefix), in the order given;
     combinations that were not run are skipped."""
     out = []

@@ -35,11 +35,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from ppdl_utils.errors import CiphertextError, WrongKeyError
 from ppdl_utils.crypto import lwe, rsa_textbook, serialization
 from ppdl_utils.crypto.cipher_array import PaillierArray
 from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
 from ppdl_utils.crypto.security import ParameterError
+from ppdl_utils.errors import CiphertextError, WrongKeyError
 
 BUNDLE_MAGIC = b"PPDL-BUNDLE-HMAC-SHA256\n"
 BUNDLE_FORMAT = "ppdl-bundle-v1"

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 import gmpy2
 import numpy as np
 
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
 from ppdl_utils.crypto import serialization
 from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, check_ciphertext, is_integer
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.crypto.security import as_array
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
 
 ARRAY_MAGIC = b"PPDL-PAILLIER-ARRAY\n"
 ARRAY_FORMAT = "ppdl-paillier-array-v1"

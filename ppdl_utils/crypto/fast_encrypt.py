@@ -34,8 +34,7 @@ import secrets
 import gmpy2
 import numpy as np
 
-from ppdl_utils.crypto.paillier import (PaillierPrivateKey, check_plaintext, check_plaintexts, is_integer,
-                                        random_r)
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, check_plaintext, check_plaintexts, is_integer, random_r
 from ppdl_utils.crypto.security import ParameterError, min_short_exponent_bits, security_bits
 
 WINDOW_BITS = 8
@@ -94,7 +93,8 @@ def check_base(private: PaillierPrivateKey, base: object) -> int:
         raise ParameterError(f"base must be an integer (an n-th residue mod n^2), got {base!r:.40}")
     h = int(base)
     if not 1 < h < n2 or gmpy2.gcd(h, n) != 1:
-        raise ParameterError(f"base must lie in Z*_(n^2) (1 < h < n^2, gcd(h, n) = 1) for key {private.public.fingerprint}")
+        raise ParameterError("base must lie in Z*_(n^2) (1 < h < n^2, gcd(h, n) = 1) for key "
+                             f"{private.public.fingerprint}")
     if gmpy2.powmod(h, private.lam, n2) != 1:
         raise ParameterError(f"base is not an n-th residue mod n^2 (h^lambda != 1) for key "
                              f"{private.public.fingerprint}: its ciphertexts would decrypt to garbage; "

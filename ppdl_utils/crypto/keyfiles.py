@@ -26,9 +26,8 @@ from typing import Any
 import gmpy2
 
 from ppdl_utils import secret_scan
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair, register_key_secrets
 from ppdl_utils.errors import PPDLError
-from ppdl_utils.crypto.paillier import (PaillierPrivateKey, PaillierPublicKey, generate_keypair,
-                                        register_key_secrets)
 
 FORMAT = "ppdl-paillier-v1"
 MIN_KEY_BITS = 512  # below: toy keys, which only the teaching widget builds (never saved)

@@ -50,10 +50,10 @@ from typing import Union
 import numpy as np
 
 from ppdl_utils import secret_scan
-from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
 from ppdl_utils.crypto import serialization
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.crypto.security import ParameterError, as_array
+from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PlaintextRangeError, WrongKeyError
 
 __all__ = [
     "LWEParams",

@@ -20,8 +20,8 @@ import numpy as np
 from phe import paillier as phe_paillier
 
 from ppdl_utils import secret_scan
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 from ppdl_utils.crypto.security import ParameterError, as_array, security_bits, security_label
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 
 __all__ = ["DEFAULT_KEY_BITS", "security_bits", "security_label", "L", "PaillierPublicKey",
            "PaillierPrivateKey", "keypair_from_primes", "generate_keypair", "random_r", "is_integer",

@@ -32,11 +32,14 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from ppdl_utils import secret_scan
-from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
 from ppdl_utils.crypto import serialization
 from ppdl_utils.crypto.regimes import Regime
-from ppdl_utils.crypto.security import ParameterError, as_array
-from ppdl_utils.crypto.security import security_bits  # NIST SP 800-57 table: RSA's N is a factoring modulus
+from ppdl_utils.crypto.security import (
+    ParameterError,
+    as_array,
+    security_bits,  # NIST SP 800-57 table: RSA's N is a factoring modulus
+)
+from ppdl_utils.errors import CiphertextError, PlaintextRangeError, WrongKeyError
 
 __all__ = [
     "RSAPublicKey",

@@ -11,8 +11,8 @@ gives confidentiality only; see ``crypto.bundle`` for integrity.
 """
 from __future__ import annotations
 
-import os
 import multiprocessing
+import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import gmpy2
@@ -21,10 +21,10 @@ from tqdm.auto import tqdm
 
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
-from ppdl_utils.errors import ImageFormatError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, random_r
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import ImageFormatError
 from ppdl_utils.images.render import render, render_with_table
 
 PIXEL_LEVELS = 256

@@ -48,7 +48,8 @@ def table_from_gray_levels(levels: "np.ndarray | dict") -> np.ndarray:
 def seriation_table(cipher_images: np.ndarray, max_images: int = 100, seed: int = 0) -> np.ndarray:
     """(256, 3) input-table initialisation estimated from *ciphertext images alone*.
 
-    Runs the ciphertext-only substitution attack (:func:`~ppdl_utils.attacks.substitution.attack_substitution_ciphertext_only`:
+    Runs the ciphertext-only substitution attack
+    (:func:`~ppdl_utils.attacks.substitution.attack_substitution_ciphertext_only`:
     spectral seriation of adjacent-value co-occurrences + histogram matching) on up to
     `max_images` training images, and maps each rendered value to the gray level it recovers.
     Anyone holding the ciphertexts can do this — one more sign that deterministic regimes are not
@@ -71,7 +72,8 @@ def oracle_table(plain_images: np.ndarray, cipher_images: np.ndarray) -> np.ndar
     plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
     cipher = np.asarray(cipher_images).reshape(-1).astype(np.int64)
     if plain.shape != cipher.shape:
-        raise ValueError(f"plain and cipher images differ in size: {np.shape(plain_images)} vs {np.shape(cipher_images)}")
+        raise ValueError(f"plain and cipher images differ in size: {np.shape(plain_images)} "
+                         f"vs {np.shape(cipher_images)}")
     counts = np.bincount(cipher, minlength=PIXEL_LEVELS)
     sums = np.bincount(cipher, weights=plain, minlength=PIXEL_LEVELS)
     levels = np.where(counts > 0, sums / np.maximum(counts, 1), 127.5)

@@ -205,7 +205,8 @@ class PaillierHeadServer:
         separately so that a single modular inversion serves the whole image)."""
         if features.public.n != self.public.n or features.values.size != len(self.exponents):
             raise CiphertextError(f"expected {len(self.exponents)} feature ciphertexts under key "
-                                  f"{self.public.fingerprint}, got {features.values.size} under {features.public.fingerprint}")
+                                  f"{self.public.fingerprint}, got {features.values.size} "
+                                  f"under {features.public.fingerprint}")
         n2 = gmpy2.mpz(self.public.n_square)
         positive, negative = gmpy2.mpz(self.encrypted_constant), gmpy2.mpz(1)
         for c, e in zip(features.values.ravel(), self.exponents):

@@ -233,7 +233,8 @@ def plot_budget_curves(curves: Mapping[str, pd.DataFrame], reference: str = "pla
         ax.plot(curve.index, curve["test accuracy"], "o-" if label == reference else "s-", ms=3, label=label)
     if reference in curves:
         ref = curves[reference]["test accuracy"]
-        ax.fill_between(ref.index, ref - within, ref, color="0.85", label=f"within {100 * within:g} points of {reference}")
+        ax.fill_between(ref.index, ref - within, ref, color="0.85",
+                        label=f"within {100 * within:g} points of {reference}")
     ax.set(xlabel="budget (epochs; best-validation epoch restored)", ylabel="test accuracy")
     ax.legend(fontsize=7, loc="lower right")
     if title:
