@@ -2,27 +2,24 @@
 from __future__ import annotations
 
 import hashlib
+import tempfile
 from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ppdl_utils.data.loaders import (
-    ImageDataset,
-    find_duplicates,
-    load_image_folder,
-    load_medmnist_npz,
-    resolve_label_conflicts,
-    split_dataset,
-    split_table,
-    stratified_split,
-    to_rgb,
-)
+from ppdl_utils.data.checks import check_int, normalise_class_name
+from ppdl_utils.data.dataset import ImageDataset, to_rgb
+from ppdl_utils.data.duplicates import find_duplicates, resolve_label_conflicts
+from ppdl_utils.data.loaders import load_image_folder, load_medmnist_npz
+from ppdl_utils.data.sources import SYNTHETIC_PER_CLASS, load_chest_images
+from ppdl_utils.data.splits import split_dataset, split_table, stratified_split
+from ppdl_utils.data.synthetic import CHEST_CLASSES
 from ppdl_utils.errors import DataError
 
 
@@ -47,13 +44,11 @@ def _sha(path: Path) -> str:
 # load_image_folder
 # --------------------------------------------------------------------------------------
 def test_png_and_jpeg_class_folders(tmp_path):
-    files = [
-        _save(tmp_path / "b_class" / "x1.png", 1),
-        _save(tmp_path / "b_class" / "x10.png", 2),
-        _save(tmp_path / "b_class" / "x2.JPG", 3, fmt="JPEG", mode="RGB"),
-        _save(tmp_path / "a_class" / "y.jpeg", 4, fmt="JPEG"),
-        _save(tmp_path / "a_class" / "z.bmp", 5, fmt="BMP"),
-    ]
+    _save(tmp_path / "b_class" / "x1.png", 1)
+    _save(tmp_path / "b_class" / "x10.png", 2)
+    _save(tmp_path / "b_class" / "x2.JPG", 3, fmt="JPEG", mode="RGB")
+    _save(tmp_path / "a_class" / "y.jpeg", 4, fmt="JPEG")
+    _save(tmp_path / "a_class" / "z.bmp", 5, fmt="BMP")
     (tmp_path / "a_class" / "notes.txt").write_text("not an image")
     ds = load_image_folder(tmp_path, size=16)
     assert ds.class_names == ["a_class", "b_class"]
@@ -72,7 +67,7 @@ def test_grayscale_conversion_and_native_size(tmp_path):
     path = tmp_path / "c" / "rgb.png"
     path.parent.mkdir()
     Image.new("RGB", (12, 12), (200, 100, 50)).save(path)
-    ds = load_image_folder(tmp_path, size=None)
+    ds = load_image_folder(tmp_path, size=None, min_classes=1)
     assert ds.images.shape == (1, 12, 12)
     expected = np.asarray(Image.new("RGB", (1, 1), (200, 100, 50)).convert("L"))[0, 0]
     assert np.all(ds.images == expected)
@@ -83,7 +78,7 @@ def test_16bit_png_is_scaled_not_clipped(tmp_path):
     path = tmp_path / "c" / "deep.png"
     path.parent.mkdir()
     Image.fromarray(arr).save(path)
-    ds = load_image_folder(tmp_path, size=None)
+    ds = load_image_folder(tmp_path, size=None, min_classes=1)
     assert ds.images.min() == 0 and ds.images.max() == 255
 
 
@@ -140,7 +135,7 @@ def test_empty_class_error_names_the_folder(tmp_path):
     with pytest.raises(DataError, match="Hollow"):
         load_image_folder(tmp_path, size=8)
     # the empty folder is fine when it is not requested
-    assert load_image_folder(tmp_path, size=8, classes=["Full"]).class_counts() == {"Full": 1}
+    assert load_image_folder(tmp_path, size=8, classes=["Full"], min_classes=1).class_counts() == {"Full": 1}
 
 
 def test_root_errors(tmp_path):
@@ -163,12 +158,80 @@ def test_root_errors(tmp_path):
 
 
 def test_different_native_sizes_need_a_size(tmp_path):
-    _save(tmp_path / "A" / "a.png", 1)
-    p = tmp_path / "A" / "b.png"
-    Image.fromarray(np.zeros((5, 7), np.uint8)).save(p)
-    with pytest.raises(DataError, match="size"):
+    _save(tmp_path / "A" / "a.png", 1)  # 20 x 20
+    p = tmp_path / "B" / "b.png"
+    p.parent.mkdir()
+    Image.fromarray(np.zeros((5, 7), np.uint8)).save(p)  # 7 wide, 5 high
+    with pytest.raises(DataError, match=r"(?s)a\.png is 20x20 px.*b\.png is 7x5 px.*size=") as err:
         load_image_folder(tmp_path, size=None)
+    assert str(tmp_path / "A" / "a.png") in str(err.value) and str(p) in str(err.value)
     assert load_image_folder(tmp_path, size=6).images.shape == (2, 6, 6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 12), st.integers(1, 12)), min_size=2, max_size=5, unique=True),
+       st.integers(0, 4))
+def test_mixed_sizes_error_names_two_files_with_their_sizes(sizes, first_odd):
+    """Whatever the sizes and wherever the first odd one sits, the error names the first file and
+    the first file of another size, each with its size."""
+    first_odd = min(first_odd + 1, len(sizes) - 1)
+    shapes = [sizes[0]] * first_odd + sizes[1:]  # (width, height) per file, in reading order
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for i, (w, h) in enumerate(shapes):
+            cls = "A" if i < len(shapes) // 2 else "B"  # two classes, read A then B
+            (root / cls).mkdir(exist_ok=True)
+            Image.fromarray(np.full((h, w), i, np.uint8)).save(root / cls / f"img{i:02d}.png")
+        with pytest.raises(DataError) as err:
+            load_image_folder(root, size=None)
+        (w0, h0), (w1, h1) = shapes[0], shapes[first_odd]
+        message = str(err.value)
+        assert f"img00.png is {w0}x{h0} px" in message
+        assert f"img{first_odd:02d}.png is {w1}x{h1} px" in message
+
+
+def test_single_class_is_an_error_naming_the_folder(tmp_path):
+    for i in range(3):
+        _save(tmp_path / "COVID" / "images" / f"c{i}.png", i)
+        _save(tmp_path / "COVID" / "masks" / f"c{i}.png", 10 + i)
+    with pytest.raises(DataError, match=r"(?s)COVID.*holds 1 class folder.*'images'.*one class's folder"):
+        load_image_folder(tmp_path / "COVID", size=8)  # a class folder given as the root
+    with pytest.raises(DataError, match=rf"{tmp_path}.*holds 1 class folder.*\['COVID'\].*at least 2"):
+        load_image_folder(tmp_path, size=8)
+    _save(tmp_path / "Normal" / "n.png", 5)
+    with pytest.raises(DataError, match=r"'classes' selects 1 class.*\['Normal'\]"):
+        load_image_folder(tmp_path, size=8, classes=["Normal"])
+    assert len(load_image_folder(tmp_path, size=8)) == 4
+    assert load_image_folder(tmp_path, size=8, classes="Normal", min_classes=1).class_names == ["Normal"]
+
+
+def test_missing_class_names_the_class_and_the_folder(tmp_path):
+    for cls in ("COVID", "Normal"):
+        _save(tmp_path / cls / "a.png", 1)
+    with pytest.raises(DataError, match=rf"'Viral Pneumonia'.*{tmp_path}.*\['COVID', 'Normal'\]"):
+        load_image_folder(tmp_path, size=8, classes=["COVID", "Normal", "Viral Pneumonia"])
+
+
+@given(st.one_of(st.booleans(), st.floats(allow_nan=True), st.integers(-5, 0), st.text(max_size=3)))
+def test_check_int_refuses_non_positive_ints_naming_the_parameter(value):
+    with pytest.raises(DataError, match="'max_per_class'"):
+        check_int(value, "max_per_class")
+
+
+@given(st.integers(1, 10**6), st.integers(1, 64))
+def test_check_int_accepts_ints_at_or_above_the_minimum(value, minimum):
+    if value >= minimum:
+        assert check_int(np.int64(value), "size", minimum=minimum) == value
+    else:
+        with pytest.raises(DataError, match=f"'size' must be an int >= {minimum}"):
+            check_int(value, "size", minimum=minimum)
+    assert check_int(None, "size", allow_none=True) is None
+
+
+@given(st.text(alphabet="abcXYZ _-", min_size=1, max_size=12))
+def test_class_names_match_ignoring_case_spaces_underscores_and_dashes(name):
+    variant = name.upper().replace(" ", "_").replace("-", " ")
+    assert normalise_class_name(variant) == normalise_class_name(name)
 
 
 def test_max_per_class_is_a_seeded_subset(tmp_path):
@@ -388,3 +451,37 @@ def test_image_dataset_validates_arrays():
         ImageDataset(np.zeros((2, 4, 4), np.uint8), np.zeros(3, int), ["a"])
     with pytest.raises(DataError, match="labels"):
         ImageDataset(np.zeros((2, 4, 4), np.uint8), np.array([0, 1]), ["a"])
+
+
+def test_link_files_stand_for_class_folders(tmp_path):
+    """A dataset copied without symlinks keeps each link as a small file holding the target path
+    (the shared 3-class folder links COVID/ and Normal/ that way): it loads as that class folder."""
+    from PIL import Image
+
+    other = tmp_path / "other" / "COVID"
+    other.mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(other / f"c{i}.png")
+    root = tmp_path / "three"
+    (root / "Normal").mkdir(parents=True)
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), 100 + 40 * i, dtype=np.uint8)).save(root / "Normal" / f"n{i}.png")
+    (root / "COVID").write_text("../other/COVID\n")
+    (root / "notes.txt").write_text("not a link: no such folder\n")
+    dataset = load_image_folder(root)
+    assert dataset.class_names == ["COVID", "Normal"] and len(dataset.labels) == 4
+
+
+# --------------------------------------------------------------------------------------
+# the notebooks' entry point
+# --------------------------------------------------------------------------------------
+def test_chest_images_fall_back_to_the_synthetic_default_and_name_a_bad_folder(tmp_path):
+    ds = load_chest_images(None, size=16, n_per_class=None, seed=0)
+    assert ds.source == "synthetic" and ds.class_counts() == {c: SYNTHETIC_PER_CLASS for c in CHEST_CLASSES}
+    two = load_chest_images("", size=16, n_per_class=3, classes=["Normal", "COVID"])
+    assert two.class_names == ["Normal", "COVID"] and len(two) == 6
+    with pytest.raises(DataError, match="nowhere"):
+        load_chest_images(tmp_path / "nowhere", size=16, n_per_class=None)
+    _save(tmp_path / "only" / "a.png", 1)
+    with pytest.raises(DataError, match="holds 1 class folder"):
+        load_chest_images(tmp_path, size=16, n_per_class=None)

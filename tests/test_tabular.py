@@ -5,22 +5,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ppdl_utils.errors import DataError
 from ppdl_utils.data.tabular import (
     MinMaxQuantizer,
     encode_features,
     load_osteoporosis_csv,
     quantize_features,
 )
+from ppdl_utils.errors import DataError
 
 HEADER = ("Id,Age,Gender,Hormonal Changes,Family History,Race/Ethnicity,Body Weight,Calcium Intake,"
           "Vitamin D Intake,Physical Activity,Smoking,Alcohol Consumption,Medical Conditions,Medications,"
           "Prior Fractures,Osteoporosis")
 ROWS = [
-    "1734616,69,Female,Normal,Yes,Asian,Underweight,Low,Sufficient,Sedentary,Yes,Moderate,Rheumatoid Arthritis,Corticosteroids,Yes,1",
+    "1734616,69,Female,Normal,Yes,Asian,Underweight,Low,Sufficient,Sedentary,Yes,Moderate,Rheumatoid Arthritis,"
+    "Corticosteroids,Yes,1",
     "1419098,32,Female,Normal,Yes,Asian,Underweight,Low,Sufficient,Sedentary,No,None,None,None,Yes,1",
     "1797916,21,Male,Postmenopausal,No,Caucasian,Normal,Adequate,Insufficient,Active,No,None,Hyperthyroidism,None,No,0",
-    "1805337,25,Male,Normal,No,African American,Normal,Adequate,Sufficient,Active,Yes,Moderate,None,Corticosteroids,No,0",
+    "1805337,25,Male,Normal,No,African American,Normal,Adequate,Sufficient,Active,Yes,Moderate,None,"
+    "Corticosteroids,No,0",
 ]
 
 

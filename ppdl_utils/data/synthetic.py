@@ -16,9 +16,10 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
-from ppdl_utils.data.loaders import ImageDataset
-from ppdl_utils.errors import DataError
+from ppdl_utils.data.checks import check_int, normalise_class_name
+from ppdl_utils.data.dataset import ImageDataset
 from ppdl_utils.data.tabular import OSTEOPOROSIS_CATEGORIES, OSTEOPOROSIS_COLUMNS
+from ppdl_utils.errors import DataError
 
 __all__ = [
     "CHEST_CLASSES",
@@ -34,22 +35,18 @@ KNEE_CLASSES: tuple[str, ...] = ("Normal", "Osteopenia", "Osteoporosis")
 _CHUNK = 128  # images rendered at once (bounds memory at large sizes)
 
 
-def _norm(name: str) -> str:
-    return "".join(ch for ch in str(name).lower() if ch.isalnum())
-
-
 def _resolve_classes(classes: Sequence[str], known: Sequence[str], param: str = "classes") -> list[int]:
     if isinstance(classes, str):
         classes = [classes]
     classes = list(classes)
     if not classes:
         raise DataError(f"'{param}' must name at least one class")
-    lookup = {_norm(k): i for i, k in enumerate(known)}
+    lookup = {normalise_class_name(k): i for i, k in enumerate(known)}
     codes = []
     for c in classes:
-        if _norm(c) not in lookup:
+        if normalise_class_name(c) not in lookup:
             raise DataError(f"'{param}' holds unknown class {c!r}; known classes: {list(known)}")
-        codes.append(lookup[_norm(c)])
+        codes.append(lookup[normalise_class_name(c)])
     if len(set(codes)) != len(codes):
         raise DataError(f"'{param}' lists a class twice: {classes}")
     return codes
@@ -68,12 +65,6 @@ def _counts(n_per_class, n_classes: int) -> list[int]:
     if any(c < 1 for c in counts):
         raise DataError(f"'n_per_class' must be >= 1, got {n_per_class!r}")
     return counts
-
-
-def _check_size(size, minimum: int = 16) -> int:
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < minimum:
-        raise DataError(f"'size' must be an int >= {minimum}, got {size!r}")
-    return int(size)
 
 
 def _u(rng: np.random.Generator, lo: float, hi: float, n: int) -> np.ndarray:
@@ -112,79 +103,147 @@ def _grid(size: int):
     return c[None, None, :], c[None, :, None]  # x (1,1,S), y (1,S,1)
 
 
+def _bandpass_noise(rng, n: int, size: int, centre: float, width: float, aspect: float) -> np.ndarray:
+    """White noise filtered to a ring of ``centre`` cycles per image (unit std per image).
+
+    ``aspect > 1`` squeezes the ring vertically, which elongates the pattern vertically.
+    """
+    noise = rng.standard_normal((n, size, size), dtype=np.float32)
+    fy = np.fft.fftfreq(size)[:, None] * size
+    fx = np.fft.rfftfreq(size)[None, :] * size
+    band = np.exp(-(((np.sqrt(fx**2 + (aspect * fy) ** 2) - centre) / width) ** 2))
+    out = np.fft.irfft2(np.fft.rfft2(noise) * band, s=(size, size)).astype(np.float32)
+    return out / (out.std(axis=(1, 2), keepdims=True) + 1e-6)
+
+
 # --------------------------------------------------------------------------------------
 # chest X-ray-like images
 # --------------------------------------------------------------------------------------
-def _render_chest(kind: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+# What the class signal must survive.  The deterministic regimes replace every gray level by a
+# secret byte (a substitution of the 256 levels): which pixels are equal, and so the shapes of
+# the level sets, survive; the order and spacing of the levels do not.  Real radiographs at 64-224
+# px are smooth, so large areas share a level and lesions change texture and shape, which is why
+# a CNN still learns from them (75-95% on real X-rays).  Here the anatomy is piecewise smooth, the
+# pixels are quantized to `_CHEST_STEP` levels without added noise (noise would give every pixel a
+# fresh level and turn the substituted image into noise), the per-image intensity jitter is small
+# (the same structure keeps the same levels across images), and each class differs by the texture
+# and shape of its lung pattern, drawn at several gray levels per image so that no single unlucky
+# substitution can hide it.  Anatomy is laid out in fractions of the image; the lesion textures
+# are sized in pixels (a few pixels: what a small CNN's first layers see) at any image size.
+_CHEST_STEP = 8  # gray-level quantization step: 32 levels, like a smooth low-resolution radiograph
+_CHEST_EDGE = 0.012  # softness of organ edges (fraction of the image side)
+_PATTERN_AMPLITUDE = (0.12, 0.28)  # range of a lesion's added density (on the 0..1 scale)
+_PATTERN_SHARPNESS = 0.08  # width of a lesion's edge in units of its defining field: crisp, few levels
+
+
+def _gaussian_blur(field: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian blur of a stack ``(N, S, S)`` (FFT, periodic borders: fine for sparse interior spots)."""
+    size = field.shape[-1]
+    fy = np.fft.fftfreq(size)[:, None]
+    fx = np.fft.rfftfreq(size)[None, :]
+    kernel = np.exp(-2.0 * (np.pi * sigma_px) ** 2 * (fx**2 + fy**2))
+    return np.fft.irfft2(np.fft.rfft2(field) * kernel, s=(size, size)).astype(np.float32)
+
+
+def _thin_lines(rng, n: int, size: int, centre: float, width: float, aspect: float,
+                thickness: float = 0.35) -> np.ndarray:
+    """Crisp thin curves in [0, 1]: the zero crossings of band-pass noise (``centre`` +- ``width``
+    cycles per image; ``aspect > 1`` runs them mostly vertically)."""
+    tex = _bandpass_noise(rng, n, size, centre=centre, width=width, aspect=aspect)
+    return _sigmoid((thickness - np.abs(tex)) / _PATTERN_SHARPNESS)
+
+
+def _chest_anatomy(n: int, size: int, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """The shared background: a thorax filling the frame, two dark lung fields (tapering to the
+    apex, brighter towards it), crisp rib bands, a segmented spine, heart and clavicles.
+    Returns ``(image in [0, 1], geometry)``; the geometry places the class patterns."""
     x, y = _grid(size)
-    cx = 0.5 + _u(rng, -0.03, 0.03, n)
-    cy = 0.5 + _u(rng, -0.03, 0.03, n)
-    sc = _u(rng, 0.92, 1.06, n)
-
-    body = _soft_ellipse(x, y, cx, cy + 0.08 * sc, 0.44 * sc, 0.55 * sc, edge=0.04)
-    dx = 0.175 * sc
-    lung_w, lung_h = 0.135 * sc, 0.29 * sc
-    lung_y = cy - 0.01
-    # lungs taper towards the apex and widen towards the base
-    taper = np.clip(0.88 + 0.22 * (y - lung_y) / lung_h, 0.6, 1.15)
-    left = _soft_ellipse(x, y, cx - dx, lung_y, lung_w * taper, lung_h, edge=0.05, power=2.2)
-    right = _soft_ellipse(x, y, cx + dx, lung_y, lung_w * 0.95 * taper, lung_h * 0.97, edge=0.05, power=2.2)
-    heart = _gauss(x, y, cx + 0.06 * sc, cy + 0.17 * sc, 0.12 * sc, 0.10 * sc)
-    lungs = np.clip(left + right - 0.9 * heart, 0.0, 1.0)
-
-    # ribs: curved bands across the thorax, bending downwards laterally
-    rib_freq = _u(rng, 8.0, 10.0, n)
-    rib_phase = _u(rng, 0.0, 2 * np.pi, n)
-    rib_y = (y - cy) / sc - 1.1 * ((x - cx) / sc) ** 2
-    ribs = (0.5 + 0.5 * np.sin(2 * np.pi * rib_freq * rib_y + rib_phase)) ** 6
-    ribs = ribs * _soft_ellipse(x, y, cx, lung_y, 0.36 * sc, 0.36 * sc, edge=0.05)
-    # spine with vertebral segments, and clavicles
-    spine = np.exp(-(((x - cx) / (0.035 * sc)) ** 2)) * (0.8 + 0.2 * np.sin(2 * np.pi * 14 * y / sc))
-    spine = spine * (y > cy - 0.45 * sc)
+    cx, cy, sc = 0.5 + _u(rng, -0.03, 0.03, n), 0.5 + _u(rng, -0.03, 0.03, n), _u(rng, 0.94, 1.04, n)
+    body = _soft_ellipse(x, y, cx, cy + 0.06 * sc, 0.56 * sc, 0.66 * sc, edge=2 * _CHEST_EDGE)
+    dx, lung_w, lung_h, lung_y = 0.21 * sc, 0.18 * sc, 0.34 * sc, cy - 0.03
+    taper = np.clip(0.85 + 0.25 * (y - lung_y) / lung_h, 0.6, 1.15)
+    left = _soft_ellipse(x, y, cx - dx, lung_y, lung_w * taper, lung_h, edge=3 * _CHEST_EDGE, power=2.2)
+    right = _soft_ellipse(x, y, cx + dx, lung_y, 0.95 * lung_w * taper, 0.97 * lung_h, edge=3 * _CHEST_EDGE,
+                          power=2.2)
+    heart = _soft_ellipse(x, y, cx + 0.06 * sc, cy + 0.22 * sc, 0.15 * sc, 0.12 * sc, edge=3 * _CHEST_EDGE)
+    lungs = np.clip(left + right - heart, 0.0, 1.0)
+    # ribs: crisp bands across the thorax, bending downwards laterally
+    rib_y = (y - cy) / sc - ((x - cx) / sc) ** 2
+    ribs = _sigmoid((np.sin(2 * np.pi * _u(rng, 7.0, 8.5, n) * rib_y + _u(rng, 0, 2 * np.pi, n)) - 0.55) / 0.04)
+    ribs = ribs * _soft_ellipse(x, y, cx, lung_y, 0.46 * sc, 0.42 * sc, edge=0.03)
+    spine = _sigmoid((0.04 * sc - np.abs(x - cx)) / 0.006) * (0.85 + 0.15 * (np.sin(2 * np.pi * 12 * y / sc) > 0))
     ax_ = np.abs(x - cx) / sc
-    clav_y = cy + sc * (-0.25 - 0.40 * ax_ + 0.35 * ax_**2)
-    clav = np.exp(-(((y - clav_y) / (0.016 * sc)) ** 2)) * (ax_ < 0.30) * (ax_ > 0.04)
+    clav_y = cy + sc * (-0.33 - 0.35 * ax_ + 0.35 * ax_**2)
+    clav = np.exp(-(((y - clav_y) / (0.016 * sc)) ** 2)) * (ax_ < 0.36) * (ax_ > 0.045)
+    apex = np.clip((lung_y - y) / lung_h, -1.0, 1.0)  # +1 at the apex, -1 at the base
+    img = (0.04 + _u(rng, 0.42, 0.46, n) * body - _u(rng, 0.24, 0.27, n) * lungs + 0.10 * apex * lungs
+           + 0.08 * ribs * body + 0.30 * spine * body + 0.10 * heart + 0.20 * clav)
+    geometry = {"x": x, "y": y, "cx": cx, "sc": sc, "lung_y": lung_y, "lung_h": lung_h,
+                "left": left, "right": right, "lungs": lungs}
+    return img, geometry
 
-    tissue = _u(rng, 0.40, 0.48, n)
-    lung_dark = _u(rng, 0.22, 0.28, n)
-    img = 0.04 + tissue * body - lung_dark * lungs + 0.13 * ribs * body + 0.35 * spine * body
-    img = img + 0.20 * heart + 0.22 * clav
 
-    patho = np.zeros((n, size, size), dtype=np.float32)
-    if kind == 0:  # COVID: peripheral, bilateral, lower-zone patchy ground-glass opacities
-        for side in (-1.0, 1.0):
-            for _ in range(5):
-                px = cx + side * (dx + _u(rng, 0.04, 0.10, n) * sc)
-                py = lung_y + _u(rng, -0.06, 0.24, n) * sc
-                s = _u(rng, 0.045, 0.07, n) * sc
-                patho += _u(rng, 0.20, 0.32, n) * _gauss(x, y, px, py, s, s * 1.3)
-        texture = 0.75 + 0.25 * np.sin(2 * np.pi * (x * _u(rng, 18, 24, n) + y * _u(rng, 14, 20, n)))
-        patho = np.minimum(patho, 0.40) * texture
-    elif kind == 1:  # Lung_Opacity: one dense, sharply bounded consolidation in one lung
-        side = np.where(rng.random(n) < 0.5, -1.0, 1.0).astype(np.float32)[:, None, None]
-        px = cx + side * (dx + _u(rng, -0.04, 0.04, n) * sc)
-        py = lung_y + _u(rng, -0.12, 0.18, n) * sc
-        s = _u(rng, 0.07, 0.10, n) * sc
-        patho = _u(rng, 0.38, 0.50, n) * _gauss(x, y, px, py, s, s * 1.2, power=4.0)
-    elif kind == 3:  # Viral_Pneumonia: diffuse interstitial streaks radiating from the hila
-        for side in (-1.0, 1.0):
-            hx, hy = cx + side * 0.08 * sc, lung_y + 0.02
-            theta = np.arctan2(y - hy, x - hx)
-            rays = (0.5 + 0.5 * np.cos(theta * _u(rng, 14, 20, n) + _u(rng, 0, 2 * np.pi, n))) ** 3
-            dist = np.sqrt((x - hx) ** 2 + (y - hy) ** 2)
-            patho += 0.32 * rays * np.exp(-((dist / (0.28 * sc)) ** 2))
-        grid = (0.5 + 0.5 * np.sin(2 * np.pi * 16 * (x + 0.3 * y) / sc)) * (0.5 + 0.5 * np.sin(2 * np.pi * 16 * (y - 0.3 * x) / sc))
-        patho = patho * _u(rng, 0.8, 1.2, n) + 0.10 * grid
+def _ground_glass_patches(g: dict, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """COVID: round, flat-topped patches of ground glass in both lungs, more at the periphery; every
+    patch at its own density.  Returns the added density."""
+    sigma = 2.0 * min(size, 64) / 64.0  # patch radius in pixels (the CNN's scale), smaller below 64 px
+    periphery = 0.4 + 0.6 * np.clip(np.abs(g["x"] - g["cx"]) / (0.32 * g["sc"]), 0.0, 1.0)
+    # seeds per pixel such that the patches cover the same share of the lungs at every size
+    density = _u(rng, 0.014, 0.020, n) * (2.0 / sigma) ** 2 * periphery * (g["lungs"] > 0.5)
+    seeds = rng.random((n, size, size)) < density
+    weights = np.where(seeds, rng.uniform(*_PATTERN_AMPLITUDE, (n, size, size)), 0.0).astype(np.float32)
+    cover = _gaussian_blur(seeds.astype(np.float32), sigma)
+    # each patch takes the density of the seed(s) under it: a flat top per patch
+    level = np.clip(_gaussian_blur(weights, sigma) / np.maximum(cover, 1e-6), *_PATTERN_AMPLITUDE)
+    patches = _sigmoid((cover * 2 * np.pi * sigma**2 - 0.3) / _PATTERN_SHARPNESS)
+    return patches * level * _sigmoid((g["lungs"] - 0.5) / 0.1)
+
+
+def _lobar_consolidation(img: np.ndarray, g: dict, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Lung_Opacity: the lower part of one lung replaced by dense, homogeneous tissue bounded above
+    by a fissure and crossed by dark, mostly vertical air bronchograms."""
+    lung = np.where((rng.random(n) < 0.5)[:, None, None], g["left"], g["right"])
+    top = g["lung_y"] + _u(rng, -0.25, -0.10, n) * g["sc"]
+    mask = lung * _sigmoid((g["y"] - top) / 0.01)
+    bronchi = _thin_lines(rng, n, size, centre=size / 4.5, width=size / 16.0, aspect=4.0)
+    strength = _u(rng, 0.6, 0.8, n) + 0.4 * np.clip(_bandpass_noise(rng, n, size, 2.0, 1.5, 1.0), -1, 1)
+    level = _u(rng, 0.36, 0.44, n) + 0.08 * (g["y"] - g["lung_y"]) / g["lung_h"]
+    return img * (1 - mask) + (level - 0.28 * strength * bronchi) * mask
+
+
+def _reticular_pattern(g: dict, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """Viral_Pneumonia: a fine interstitial network of thin lines over both lungs, its density
+    varying slowly across the lungs.  Returns the added density."""
+    lines = _thin_lines(rng, n, size, centre=size / 3.5, width=size / 20.0, aspect=1.0, thickness=0.30)
+    strength = _u(rng, 0.6, 0.8, n) + 0.4 * np.clip(_bandpass_noise(rng, n, size, 2.0, 1.5, 1.0), -1, 1)
+    return 0.28 * strength * lines * _sigmoid((g["lungs"] - 0.5) / 0.1)
+
+
+def _quantize(img: np.ndarray, rng: np.random.Generator, step: int = _CHEST_STEP) -> np.ndarray:
+    """Small per-image contrast / brightness / gamma jitter, then uint8 on multiples of `step`."""
+    n = img.shape[0]
+    gain, offset, gamma = _u(rng, 0.98, 1.02, n), _u(rng, -0.005, 0.005, n), _u(rng, 0.98, 1.02, n)
+    img = np.clip(img * gain + offset, 0.0, 1.0) ** gamma
+    return (np.clip(np.rint(img * (255.0 / step)), 0, 255 // step) * step).astype(np.uint8)
+
+
+def _render_chest(kind: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    img, geometry = _chest_anatomy(n, size, rng)
+    if kind == 0:
+        img = img + _ground_glass_patches(geometry, n, size, rng)
+    elif kind == 1:
+        img = _lobar_consolidation(img, geometry, n, size, rng)
+    elif kind == 3:
+        img = img + _reticular_pattern(geometry, n, size, rng)
     # kind == 2: Normal, clear lungs
-    img = img + patho * lungs
-    return _finish(img.astype(np.float32), rng, noise=(0.015, 0.035))
+    return _quantize(img.astype(np.float32), rng)
 
 
 def _generate(render, all_classes: Sequence[str], classes: Sequence[str], n_per_class, size: int, seed: int,
               stream: int, generator: str, title: str) -> ImageDataset:
     """Render each class in chunks from its own seeded stream (so a class's images do not depend on
     which other classes are asked for) and wrap them in an :class:`ImageDataset`."""
-    size = _check_size(size)
+    size = check_int(size, "size", minimum=16)
     codes = _resolve_classes(classes, all_classes)
     counts = _counts(n_per_class, len(codes))
     images, labels = [], []
@@ -211,21 +270,30 @@ def make_chest_xray_like(
     seed: int = 0,
     classes: Sequence[str] = CHEST_CLASSES,
 ) -> ImageDataset:
-    """Synthetic grayscale images that look vaguely like frontal chest X-rays.
+    """Synthetic grayscale images that look like frontal chest X-rays, whose classes differ in ways
+    that survive a deterministic encryption regime, as real lungs do.
 
-    Dark background, a grey thorax with two darker lung fields crossed by bright rib bands,
-    a bright segmented spine, heart shadow and clavicles (bone is bright, air dark, as on a
-    real radiograph).  Class patterns (all inside the lung fields):
+    A thorax filling the frame with two dark lung fields crossed by crisp rib bands, a segmented
+    spine, heart and clavicles (bone bright, air dark, as on a radiograph), on 32 evenly spaced
+    gray levels without per-pixel noise.  Class patterns (inside the lung fields):
 
-    * ``COVID``: patchy ground-glass opacities, bilateral, peripheral and lower-zone;
-    * ``Lung_Opacity``: one dense, sharply bounded consolidation in one lung;
+    * ``COVID``: round, flat-topped patches of ground glass in both lungs, more at the periphery,
+      each patch at its own density;
+    * ``Lung_Opacity``: lobar consolidation: the lower part of one lung replaced by dense tissue
+      bounded by a fissure and crossed by dark, mostly vertical air bronchograms;
     * ``Normal``: clear lungs;
-    * ``Viral_Pneumonia``: diffuse interstitial streaks radiating from both hila.
+    * ``Viral_Pneumonia``: a fine interstitial (reticular) network of thin lines over both lungs.
 
-    Per image: position/scale jitter, random rib phase, contrast, brightness, gamma and
-    Gaussian noise.  ``classes`` picks (and orders) a subset; names are matched ignoring
-    case, spaces and ``_`` (``"Viral Pneumonia"`` works).  Images are grouped by class in
-    the order of ``classes``.  About 1 s for 1000 images of 64x64.
+    The classes differ by texture and shape (spots, oriented lines, a fine network, flat areas),
+    not only by brightness: a secret substitution of the gray levels (the ``table``, ``fixed_r``
+    and ``r_one`` regimes) keeps which pixels are equal and so keeps these patterns, while
+    randomized encryption destroys them.  Per image: position / scale jitter, rib spacing and
+    phase, organ densities, and a small contrast / brightness / gamma jitter.
+
+    ``classes`` picks (and orders) a subset; names are matched ignoring case, spaces and ``_``
+    (``"Viral Pneumonia"`` works).  Images are grouped by class in the order of ``classes``.
+    About 1 s for the default 1000 images of 64x64 (``bench/check_synthetic_default.py`` checks
+    what a small CNN learns from them in every regime).
 
     Returns an :class:`ImageDataset` with ``source="synthetic"``, ``paths=None``.
     """
@@ -238,19 +306,6 @@ def make_chest_xray_like(
 # --------------------------------------------------------------------------------------
 #: per class: (strand width, pore threshold: lower = more pores, bone brightness, cortex thickness)
 _KNEE_PARAMS = {0: (0.80, 1.6, 0.50, 0.11), 1: (0.55, 0.7, 0.42, 0.08), 2: (0.38, 0.0, 0.34, 0.05)}
-
-
-def _bandpass_noise(rng, n: int, size: int, centre: float, width: float, aspect: float) -> np.ndarray:
-    """White noise filtered to a ring of ``centre`` cycles per image (unit std per image).
-
-    ``aspect > 1`` squeezes the ring vertically, which elongates the pattern vertically.
-    """
-    noise = rng.standard_normal((n, size, size), dtype=np.float32)
-    fy = np.fft.fftfreq(size)[:, None] * size
-    fx = np.fft.rfftfreq(size)[None, :] * size
-    band = np.exp(-(((np.sqrt(fx**2 + (aspect * fy) ** 2) - centre) / width) ** 2))
-    out = np.fft.irfft2(np.fft.rfft2(noise) * band, s=(size, size)).astype(np.float32)
-    return out / (out.std(axis=(1, 2), keepdims=True) + 1e-6)
 
 
 def _render_knee(kind: int, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -268,8 +323,10 @@ def _render_knee(kind: int, n: int, size: int, rng: np.random.Generator) -> np.n
     bone = femur_out + tibia_out
     width, pore_thr, bright, cortex = _KNEE_PARAMS[kind]
     cortex = cortex * _u(rng, 0.85, 1.15, n)
-    femur_in = _soft_ellipse(x, y, cx, jy - gap / 2 - 0.32 * sc, (0.30 - cortex / 2) * sc, (0.32 - cortex / 4) * sc, edge=0.03, power=3.0)
-    tibia_in = _soft_ellipse(x, y, cx, jy + gap / 2 + 0.34 * sc, (0.28 - cortex / 2) * sc, (0.34 - cortex / 4) * sc, edge=0.03, power=3.5)
+    femur_in = _soft_ellipse(x, y, cx, jy - gap / 2 - 0.32 * sc, (0.30 - cortex / 2) * sc, (0.32 - cortex / 4) * sc,
+                             edge=0.03, power=3.0)
+    tibia_in = _soft_ellipse(x, y, cx, jy + gap / 2 + 0.34 * sc, (0.28 - cortex / 2) * sc, (0.34 - cortex / 4) * sc,
+                             edge=0.03, power=3.5)
     marrow = femur_in * (y < jy - gap / 2 - cortex * 0.3) + tibia_in * (y > jy + gap / 2 + cortex * 0.3)
     shell = np.clip(bone - marrow, 0.0, 1.0)
 

@@ -112,6 +112,29 @@ def load_osteoporosis_csv(path: str | os.PathLike, target: str = TARGET) -> pd.D
     return df.reset_index(drop=True)
 
 
+def _encode_column(col: str, series: pd.Series) -> list[tuple[str, np.ndarray]]:
+    """(feature name, float32 values) for each feature one column gives (see :func:`encode_features`)."""
+    if series.isna().any():
+        raise DataError(
+            f"column {col!r} has {int(series.isna().sum())} missing (empty) values; fill or drop them first"
+        )
+    if col in OSTEOPOROSIS_CATEGORIES:
+        vocab = OSTEOPOROSIS_CATEGORIES[col]
+        values = series.astype(str)
+        unknown = sorted(set(values) - set(vocab))
+        if unknown:
+            raise DataError(f"column {col!r} has values {unknown[:5]} outside its vocabulary {list(vocab)}")
+        levels = vocab[1:] if len(vocab) == 2 else vocab  # two-valued: one 0/1 feature for the risk level
+        return [(f"{col}={v}", (values == v).to_numpy(np.float32)) for v in levels]
+    if pd.api.types.is_numeric_dtype(series) or col in NUMERIC_COLUMNS:
+        num = pd.to_numeric(series, errors="coerce")
+        if num.isna().any():
+            raise DataError(f"column {col!r} must be numeric")
+        return [(col, num.to_numpy(np.float32))]
+    values = series.astype(str)
+    return [(f"{col}={v}", (values == v).to_numpy(np.float32)) for v in sorted(set(values))]
+
+
 def encode_features(df: pd.DataFrame, target: str = TARGET) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Encode the table as numbers: ``(X float32 (n, d), y int64 (n,), feature_names)``.
 
@@ -136,39 +159,9 @@ def encode_features(df: pd.DataFrame, target: str = TARGET) -> tuple[np.ndarray,
         raise DataError(f"target column {target!r} must hold only 0 or 1")
     y = y_raw.to_numpy().astype(np.int64)
 
-    columns, names = [], []
-    for col in df.columns:
-        if col in (target, ID_COLUMN):
-            continue
-        series = df[col]
-        if series.isna().any():
-            raise DataError(
-                f"column {col!r} has {int(series.isna().sum())} missing (empty) values; fill or drop them first"
-            )
-        if col in OSTEOPOROSIS_CATEGORIES:
-            vocab = OSTEOPOROSIS_CATEGORIES[col]
-            values = series.astype(str)
-            unknown = sorted(set(values) - set(vocab))
-            if unknown:
-                raise DataError(f"column {col!r} has values {unknown[:5]} outside its vocabulary {list(vocab)}")
-            if len(vocab) == 2:
-                columns.append((values == vocab[1]).to_numpy(np.float32))
-                names.append(f"{col}={vocab[1]}")
-            else:
-                for v in vocab:
-                    columns.append((values == v).to_numpy(np.float32))
-                    names.append(f"{col}={v}")
-        elif pd.api.types.is_numeric_dtype(series) or col in NUMERIC_COLUMNS:
-            num = pd.to_numeric(series, errors="coerce")
-            if num.isna().any():
-                raise DataError(f"column {col!r} must be numeric")
-            columns.append(num.to_numpy(np.float32))
-            names.append(col)
-        else:
-            values = series.astype(str)
-            for v in sorted(set(values)):
-                columns.append((values == v).to_numpy(np.float32))
-                names.append(f"{col}={v}")
+    encoded = [pair for col in df.columns if col not in (target, ID_COLUMN) for pair in _encode_column(col, df[col])]
+    columns = [column for _, column in encoded]
+    names = [name for name, _ in encoded]
     if not columns:
         raise DataError("table has no feature columns besides the target")
     X = np.stack(columns, axis=1).astype(np.float32)
