@@ -74,6 +74,10 @@ class Secret:
     key: str  # public fingerprint of the key it belongs to
     values: tuple[int, ...]
     sequence: bool = False  # True: one vector scanned as a run of entries
+    # public numbers of the same key (Paillier n): digits a secret shares with them are not a leak.
+    # lambda = (p-1)(q-1)/g shares the top half of n's digits whenever g is a power of the base
+    # (g = 10: lambda = phi/10, and phi = n - p - q + 1 starts like n).
+    public: tuple[int, ...] = ()
 
     @property
     def label(self) -> str:
@@ -148,7 +152,7 @@ class SecretRegistry:
         return self._ids
 
     def add(self, kind: str, name: str, key: str, values: "int | Iterable[int]",
-            sequence: bool = False) -> bool:
+            sequence: bool = False, public: Iterable[int] = ()) -> bool:
         """Record a secret; False when it was already there or is too short to scan."""
         label = f"{kind} {name} (key {key})"
         ints = _normalize(values, sequence, label)
@@ -159,6 +163,8 @@ class SecretRegistry:
             return False
         record = {"v": 1, "id": secret_id, "kind": kind, "name": name, "key": key, "sequence": sequence}
         record.update({"values": list(ints)} if sequence else {"hex": [format(v, "x") for v in ints]})
+        if public:
+            record["public_hex"] = [format(int(v), "x") for v in public]
         self._append((json.dumps(record, separators=(",", ":")) + "\n").encode())
         self._ids.add(secret_id)
         return True
@@ -200,8 +206,9 @@ class SecretRegistry:
 def _parse_record(record: dict) -> tuple[str, Secret]:
     sequence = bool(record["sequence"])
     values = tuple(int(v) for v in record["values"]) if sequence else tuple(int(h, 16) for h in record["hex"])
+    public = tuple(int(h, 16) for h in record.get("public_hex", ()))
     return str(record["id"]), Secret(str(record["kind"]), str(record["name"]), str(record["key"]), values,
-                                     sequence)
+                                     sequence, public)
 
 
 _ACTIVE: SecretRegistry | None = None
@@ -251,11 +258,12 @@ def active_registry() -> SecretRegistry | None:
 
 
 def register_secret(kind: str, name: str, key: str, values: "int | Iterable[int]",
-                    sequence: bool = False) -> None:
-    """Record a secret in the active registry; does nothing when none is active."""
+                    sequence: bool = False, public: Iterable[int] = ()) -> None:
+    """Record a secret in the active registry (with the public numbers of its key, whose digits
+    are not a leak); does nothing when none is active."""
     registry = active_registry()
     if registry is not None:
-        registry.add(kind, name, key, values, sequence)
+        registry.add(kind, name, key, values, sequence, public)
 
 
 _KEY_FILE_FIELDS = ("p", "q", "lambda", "mu", "d", "dp", "dq", "qinv")
@@ -267,11 +275,12 @@ def secrets_from_key_file(path: "str | Path") -> list[Secret]:
     if not isinstance(body, dict):
         return []
     key = str(body.get("fingerprint", Path(path).name))
+    public = tuple(int(body[f]) for f in ("n", "N") if isinstance(body.get(f), str) and body[f].isdigit())
     out = []
     for field in _KEY_FILE_FIELDS:
         text = body.get(field)
         if isinstance(text, str) and text.isdigit() and len(text) >= WINDOW:
-            out.append(Secret("key file", field, key, (int(gmpy2.mpz(text)),)))
+            out.append(Secret("key file", field, key, (int(gmpy2.mpz(text)),), public=public))
     return out
 
 
@@ -307,8 +316,9 @@ class SecretIndex:
                 self._add_sequence(np.array(secret.values, dtype=np.int64), secret.label)
                 continue
             for value in secret.values:
-                self._add_string("decimal", _decimal(abs(value)), secret.label)
-                self._add_string("hex", format(abs(value), "x"), secret.label)
+                self._add_string("decimal", _decimal(abs(value)), secret.label,
+                                 [_decimal(abs(v)) for v in secret.public])
+                self._add_string("hex", format(abs(value), "x"), secret.label, [format(abs(v), "x") for v in secret.public])
 
     def lookup(self, form: str) -> tuple[np.ndarray, np.ndarray]:
         """(sorted chunk values, a 2^24-entry presence filter on their low bits) of one form."""
@@ -319,14 +329,17 @@ class SecretIndex:
             self._sorted[form] = (keys, present)
         return self._sorted[form]
 
-    def _add_string(self, form: str, text: str, label: str) -> None:
+    def _add_string(self, form: str, text: str, label: str, public: Sequence[str] = ()) -> None:
         if len(text) < WINDOW:
             return
         number = len(self.strings[form])
         self.strings[form].append((text, label))
         base = 10 if form == "decimal" else 16
         for start in range(0, len(text) - _CHUNK + 1, _CHUNK):
-            self.chunks[form].setdefault(int(text[start:start + _CHUNK], base), []).append((number, start))
+            chunk = text[start:start + _CHUNK]
+            if any(chunk in shown for shown in public):  # digits the public key shows anyway
+                continue
+            self.chunks[form].setdefault(int(chunk, base), []).append((number, start))
 
     def _add_sequence(self, values: np.ndarray, label: str) -> None:
         number = len(self.sequences)

@@ -203,3 +203,15 @@ def test_secrets_are_found_in_key_files_of_older_runs_without_registry(tmp_path)
     secrets = load_secrets(tmp_path / "keys")
     assert {s.name for s in secrets} == {"p", "q", "lambda", "mu"}
     assert scan_text(str(key.mu), secrets)
+
+
+def test_digits_a_secret_shares_with_the_public_key_are_not_a_leak(run):
+    """lambda = (p-1)(q-1)/g starts with n's digits whenever g is a power of ten (g = 10 for about one
+    key in six here): printing n must not count as leaking lambda, printing lambda's own digits must."""
+    key = run["paillier"]
+    n = key.public.n
+    lam = (n - key.p - key.q + 1) // 10  # what lambda is when gcd(p-1, q-1) = 10
+    assert str(lam)[:40] == str(n)[:40]
+    secret = secret_scan.Secret("paillier", "lambda", key.public.fingerprint, (lam,), public=(n,))
+    assert scan_text(json.dumps({"n": str(n)}), [secret]) == []
+    assert scan_text(f"leak: {str(lam)[-60:]}", [secret]) != []

@@ -122,7 +122,7 @@ def _random_prime(bits: int) -> int:
 def register_key_secrets(private: PaillierPrivateKey) -> None:
     """Record p, q, lambda, mu in the active secret registry (a no-op when none is active)."""
     for name, value in (("p", private.p), ("q", private.q), ("lambda", private.lam), ("mu", private.mu)):
-        secret_scan.register_secret("paillier", name, private.public.fingerprint, value)
+        secret_scan.register_secret("paillier", name, private.public.fingerprint, value, public=(private.public.n,))
 
 
 def keypair_from_primes(p: int, q: int) -> PaillierPrivateKey:
