@@ -318,7 +318,8 @@ class SecretIndex:
             for value in secret.values:
                 self._add_string("decimal", _decimal(abs(value)), secret.label,
                                  [_decimal(abs(v)) for v in secret.public])
-                self._add_string("hex", format(abs(value), "x"), secret.label, [format(abs(v), "x") for v in secret.public])
+                self._add_string("hex", format(abs(value), "x"), secret.label,
+                                 [format(abs(v), "x") for v in secret.public])
 
     def lookup(self, form: str) -> tuple[np.ndarray, np.ndarray]:
         """(sorted chunk values, a 2^24-entry presence filter on their low bits) of one form."""

@@ -11,10 +11,10 @@ import time
 import numpy as np
 import pytest
 
-from ppdl_utils.images import encrypted_cache
-from ppdl_utils.images.encryption import ImageEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair
 from ppdl_utils.errors import PPDLError
+from ppdl_utils.images import encrypted_cache
+from ppdl_utils.images.encryption import ImageEncryptor
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,9 @@ from ppdl_utils.crypto.cipher_array import decrypt_array
 from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair
 from ppdl_utils.crypto.paillier import security_bits as paillier_security_bits
 from ppdl_utils.crypto.regimes import LEAKS, Regime
-from ppdl_utils.data.loaders import ImageDataset, resolve_label_conflicts, stratified_split
+from ppdl_utils.data.dataset import ImageDataset
+from ppdl_utils.data.duplicates import resolve_label_conflicts
+from ppdl_utils.data.splits import stratified_split
 from ppdl_utils.data.tabular import encode_features, quantize_features
 from ppdl_utils.errors import PlaintextRangeError
 from ppdl_utils.images.encryption import ImageEncryptor

@@ -33,11 +33,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ppdl_utils.errors import PPDLError
 from ppdl_utils.crypto.bundle import MacKey
-from ppdl_utils.images.encryption import ImageEncryptor, validate_images
 from ppdl_utils.crypto.paillier import PaillierPrivateKey
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.errors import PPDLError
+from ppdl_utils.images.encryption import ImageEncryptor, validate_images
 
 #: ``cache/encrypted`` at the repository root (``cache/`` is git-ignored).
 DEFAULT_CACHE_DIR = Path(__file__).resolve().parents[2] / "cache" / "encrypted"
