@@ -61,8 +61,8 @@ $(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)
 	@mkdir -p $(BUILD) figures results
 	$(BIN)/python -m ppdl_utils.notebook_params $< $(CHECKED_PARAMS)
 	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar --execution-timeout $(CELL_TIMEOUT) \
-		$< $@.part $(PAPERMILL_PARAMS)
-	mv $@.part $@
+		$< $(@:.ipynb=.part.ipynb) $(PAPERMILL_PARAMS)
+	mv $(@:.ipynb=.part.ipynb) $@
 
 reproduce: $(STAMP)  ## notebooks 03-04 on a real dataset: make reproduce DATA=... [WEIGHTS=...]
 	@test -n "$(DATA)" || { echo "make reproduce needs DATA=path/to/class-folders (e.g. ../shared/data/covid19_radiography_3class)"; exit 2; }
