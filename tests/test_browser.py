@@ -193,7 +193,8 @@ def _shot(target, name: str) -> None:
 
 def _open_and_run_all(browser, lab, name: str, ready: str):
     """Open a notebook, wait for its kernel, Run > Run All Cells, and wait until `ready` (a CSS
-    selector in the last cell's output) shows; fail with the traceback if a cell raises."""
+    selector in some cell's output) shows; fail with the traceback if a cell raises.  Returns the page
+    and the cell whose output holds `ready`."""
     page = browser.new_page()
     # a workspace per notebook: the lab would otherwise restore the other test's notebook beside it
     page.goto(f"{lab['base']}/lab/workspaces/{name}/tree/{name}.ipynb?token={lab['token']}")
@@ -205,9 +206,10 @@ def _open_and_run_all(browser, lab, name: str, ready: str):
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(r"^Run$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(r"^Run All Cells$")).click()
     deadline = time.monotonic() + RUN_ALL_S
-    last_cell = page.locator(".jp-Notebook .jp-CodeCell").last
+    # the cell whose output shows `ready` (the playground is not the notebook's last cell)
+    target = page.locator(".jp-Notebook .jp-CodeCell").filter(has=page.locator(ready)).last
     while time.monotonic() < deadline:
-        if last_cell.locator(ready).count() and last_cell.locator(ready).first.is_visible():
+        if target.count() and target.locator(ready).first.is_visible():
             break
         notebook_text = page.locator(".jp-Notebook").inner_text()
         if "Traceback (most recent call last)" in notebook_text:
@@ -217,8 +219,8 @@ def _open_and_run_all(browser, lab, name: str, ready: str):
     else:
         _shot(page, f"{name}_timeout")
         pytest.fail(f"{name}: {ready} did not appear within {RUN_ALL_S} s (log: {lab['log']})")
-    last_cell.scroll_into_view_if_needed()
-    return page, last_cell
+    target.scroll_into_view_if_needed()
+    return page, target
 
 
 def _int_input(widget, label: str):
