@@ -43,7 +43,8 @@ class KeyFileError(PPDLError, ValueError):
 
 
 # --------------------------------------------------------------------------- writing
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists (a temp file's writer may still be writing)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -62,7 +63,7 @@ def remove_stale_temp_files(folder: "str | Path", name: str) -> list[Path]:
         except ValueError:
             pid = -1
         try:
-            stale = pid <= 0 or not _pid_alive(pid) or time.time() - tmp.lstat().st_mtime > _STALE_SECONDS
+            stale = pid <= 0 or not pid_alive(pid) or time.time() - tmp.lstat().st_mtime > _STALE_SECONDS
             if stale and not tmp.is_dir():
                 tmp.unlink()
                 removed.append(tmp)

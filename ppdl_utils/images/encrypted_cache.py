@@ -34,6 +34,7 @@ from typing import Sequence
 import numpy as np
 
 from ppdl_utils.crypto.bundle import MacKey
+from ppdl_utils.crypto.keyfiles import pid_alive
 from ppdl_utils.crypto.paillier import PaillierPrivateKey
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.errors import PPDLError
@@ -154,7 +155,7 @@ def remove_stale_temp_files(folder: "str | Path") -> list[Path]:
         try:
             age = time.time() - tmp.lstat().st_mtime
             if len(parts) == 5 and parts[1].isdigit():
-                stale = not _pid_alive(int(parts[1])) or age > _STALE_SECONDS
+                stale = not pid_alive(int(parts[1])) or age > _STALE_SECONDS
             else:
                 stale = age > _LEGACY_STALE_SECONDS
             if stale and not tmp.is_dir():
@@ -166,14 +167,6 @@ def remove_stale_temp_files(folder: "str | Path") -> list[Path]:
     return removed
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _write(path: Path, images: np.ndarray, meta: dict) -> None:

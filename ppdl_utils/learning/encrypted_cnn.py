@@ -22,13 +22,12 @@ from tqdm.auto import tqdm
 
 from ppdl_utils.crypto import ckks
 from ppdl_utils.learning.encrypted_common import (
-    SERVER_LEARNS,
     ImageTooLargeError,
     InputShapeError,
     LadderRow,
     check_output_range,
     encrypted_square_dense,
-    macro_f1,
+    inference_row,
     square,
     timed_ms,
 )
@@ -243,15 +242,4 @@ def encrypted_cnn_cost(ctx: ts.Context, cnn: SquareCNN, images: np.ndarray, labe
     public_ctx = ckks.load_context(public_blob)
     runs = [_one_image(ctx, public_ctx, cnn, im, params) for im in tqdm(images, desc="rung 4 encrypted",
                                                                          disable=not progress)]
-    scores = np.stack([r["scores"] for r in runs])
-    pred, labels = scores.argmax(1), np.asarray(labels)
-    mean = {key: float(np.mean([r[key] for r in runs])) for key in runs[0] if key != "scores"}
-    row = LadderRow(
-        rung=4, name=name, accuracy=float((pred == labels).mean()), n_test=len(labels),
-        macro_f1=macro_f1(labels, pred), peak_memory_mb=ckks.peak_rss_mb(),
-        context_bytes=len(public_blob), context_bytes_private=ckks.context_bytes(ctx, secret_key=True),
-        security=ckks.describe(params), server_learns=SERVER_LEARNS[4],
-        mismatches_vs_twin=int((pred != twin.argmax(1)).sum()),
-        twin_accuracy=float((twin.argmax(1) == labels).mean()),
-        notes=f"max |score - twin| = {np.abs(scores - twin).max():.2e}", **mean)
-    return row, scores
+    return inference_row(4, name, runs, twin, labels, public_blob, ctx, params)

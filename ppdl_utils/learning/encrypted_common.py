@@ -166,3 +166,21 @@ def encrypted_square_dense(z: ts.CKKSVector, b1: np.ndarray, w2: np.ndarray, b2:
     with ckks.ckks_errors("encrypted_square_dense"):
         ckks.ensure_depth(z, 2, "square then dense")
         return z.square().mm(w2.tolist()) + z.mm(cross.tolist()) + constant.tolist()
+
+
+def inference_row(rung: int, name: str, runs: list[dict], twin: np.ndarray, labels: np.ndarray, public_blob: bytes,
+                  ctx: ts.Context, params: ckks.CKKSParams) -> tuple[LadderRow, np.ndarray]:
+    """The cost row of an encrypted inference rung from its per-image runs (``scores`` and ms/bytes
+    keys, averaged) and its plaintext twin's scores; returns the row and the encrypted scores."""
+    scores = np.stack([r["scores"] for r in runs])
+    pred, labels = scores.argmax(1), np.asarray(labels)
+    mean = {key: float(np.mean([r[key] for r in runs])) for key in runs[0] if key != "scores"}
+    row = LadderRow(
+        rung=rung, name=name, accuracy=float((pred == labels).mean()), n_test=len(labels),
+        macro_f1=macro_f1(labels, pred), peak_memory_mb=ckks.peak_rss_mb(),
+        context_bytes=len(public_blob), context_bytes_private=ckks.context_bytes(ctx, secret_key=True),
+        security=ckks.describe(params), server_learns=SERVER_LEARNS[rung],
+        mismatches_vs_twin=int((pred != twin.argmax(1)).sum()),
+        twin_accuracy=float((twin.argmax(1) == labels).mean()),
+        notes=f"max |score - twin| = {np.abs(scores - twin).max():.2e}", **mean)
+    return row, scores

@@ -16,14 +16,13 @@ from tqdm.auto import tqdm
 
 from ppdl_utils.crypto import ckks
 from ppdl_utils.learning.encrypted_common import (
-    SERVER_LEARNS,
     FeatureRange,
     InputShapeError,
     LadderRow,
     check_float_matrix,
     check_output_range,
     encrypted_square_dense,
-    macro_f1,
+    inference_row,
     square,
     timed_ms,
 )
@@ -139,15 +138,4 @@ def encrypted_mlp_cost(ctx: ts.Context, mlp: SquareMLP, raw: np.ndarray, labels:
     public_blob = ckks.public_context(ctx)  # the one-off upload: public, relin and Galois keys
     public_ctx = ckks.load_context(public_blob)
     runs = [_one_image(ctx, public_ctx, mlp, row) for row in tqdm(raw, desc="rung 3 encrypted", disable=not progress)]
-    scores = np.stack([r["scores"] for r in runs])
-    pred, labels = scores.argmax(1), np.asarray(labels)
-    mean = {key: float(np.mean([r[key] for r in runs])) for key in runs[0] if key != "scores"}
-    row = LadderRow(
-        rung=3, name=name, accuracy=float((pred == labels).mean()), n_test=len(labels),
-        macro_f1=macro_f1(labels, pred), peak_memory_mb=ckks.peak_rss_mb(),
-        context_bytes=len(public_blob), context_bytes_private=ckks.context_bytes(ctx, secret_key=True),
-        security=ckks.describe(params), server_learns=SERVER_LEARNS[3],
-        mismatches_vs_twin=int((pred != twin.argmax(1)).sum()),
-        twin_accuracy=float((twin.argmax(1) == labels).mean()),
-        notes=f"max |score - twin| = {np.abs(scores - twin).max():.2e}", **mean)
-    return row, scores
+    return inference_row(3, name, runs, twin, labels, public_blob, ctx, params)
