@@ -141,8 +141,7 @@ class PaillierArray:
         header = {"format": ARRAY_FORMAT, "key_fingerprint": self.public.fingerprint,
                   "key_sha256": key_sha256(self.public), "key_bits": self.public.bits,
                   "regime": Regime.parse(self.regime).value, "shape": list(self.shape), "width": width}
-        body = b"".join(int(c).to_bytes(width, "big") for c in self.values.ravel())
-        return serialization.pack(ARRAY_MAGIC, header, body)
+        return serialization.pack(ARRAY_MAGIC, header, serialization.pack_big_ints(self.values.ravel(), width))
 
     @classmethod
     def from_bytes(cls, data: bytes, public: PaillierPublicKey, regime: str | None = None) -> "PaillierArray":
@@ -158,18 +157,8 @@ class PaillierArray:
         stored = _parse_regime(serialization.field(header, "regime", str, what), what)
         if regime is not None and Regime.parse(regime).value != stored:
             raise CiphertextError(f"{what} holds regime {stored!r}, the caller expected {regime!r}")
-        shape = serialization.shape_field(header, what)
-        width = public.ciphertext_nbytes
-        if serialization.field(header, "width", int, what) != width:
-            raise CiphertextError(f"{what} header field 'width' is {header['width']}, expected {width}")
-        count = math.prod(shape)
-        if len(body) != count * width:
-            raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs {count * width}"
-                                  " (truncated or padded)")
-        values = np.empty(count, dtype=object)
-        for i in range(count):
-            values[i] = int.from_bytes(body[i * width:(i + 1) * width], "big")
-        array = cls(values.reshape(shape), public, stored)
+        values = serialization.unpack_big_ints(header, body, public.ciphertext_nbytes, what)
+        array = cls(values, public, stored)
         array.validate()
         return array
 

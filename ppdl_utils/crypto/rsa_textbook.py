@@ -21,7 +21,6 @@ Key generation uses ``cryptography`` (OpenSSL) with e = 65537.  Security of the 
 from __future__ import annotations
 
 import hashlib
-import math
 import warnings
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -270,7 +269,7 @@ def to_bytes(pub: RSAPublicKey, c: IntArrayLike) -> bytes:
     width = ciphertext_nbytes(pub)
     header = {"format": CT_FORMAT, "key_sha256": pub.sha256, "key_fingerprint": pub.fingerprint,
               "regime": Regime.FIXED_R.value, "shape": list(arr.shape), "width": width}
-    return serialization.pack(CT_MAGIC, header, b"".join(int(v).to_bytes(width, "big") for v in arr.flat))
+    return serialization.pack(CT_MAGIC, header, serialization.pack_big_ints(arr.flat, width))
 
 
 def from_bytes(data: bytes, pub: RSAPublicKey) -> np.ndarray:
@@ -282,14 +281,4 @@ def from_bytes(data: bytes, pub: RSAPublicKey) -> np.ndarray:
     if serialization.field(header, "key_sha256", str, what) != pub.sha256:
         raise WrongKeyError(f"{what} was written under key {header.get('key_fingerprint')!r:.20}, "
                             f"not under the given key {pub.fingerprint}")
-    shape = serialization.shape_field(header, what)
-    width = ciphertext_nbytes(pub)
-    if serialization.field(header, "width", int, what) != width:
-        raise CiphertextError(f"{what} header field 'width' is {header['width']}, expected {width}")
-    count = math.prod(shape)
-    if len(body) != count * width:
-        raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs {count * width}"
-                              " (truncated or padded)")
-    values = np.empty(count, dtype=object)
-    values[:] = [int.from_bytes(body[i * width:(i + 1) * width], "big") for i in range(count)]
-    return _ciphertexts(pub.n, values.reshape(shape))
+    return _ciphertexts(pub.n, serialization.unpack_big_ints(header, body, ciphertext_nbytes(pub), what))

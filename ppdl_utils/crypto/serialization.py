@@ -9,8 +9,11 @@ integrity: anyone can rewrite a frame.  ``crypto.bundle`` adds an HMAC over the 
 from __future__ import annotations
 
 import json
+import math
 import struct
-from typing import Any
+from typing import Any, Iterable
+
+import numpy as np
 
 from ppdl_utils.errors import CiphertextError
 
@@ -73,3 +76,23 @@ def shape_field(header: dict[str, Any], what: str, max_items: int = 1 << 28) -> 
     if count > max_items:
         raise CiphertextError(f"{what} header field 'shape' {shape} holds more than {max_items} entries")
     return tuple(shape)
+
+
+def pack_big_ints(values: Iterable[int], width: int) -> bytes:
+    """Fixed-width big-endian body of big-integer ciphertexts (Paillier, RSA)."""
+    return b"".join(int(v).to_bytes(width, "big") for v in values)
+
+
+def unpack_big_ints(header: dict[str, Any], body: bytes, width: int, what: str) -> np.ndarray:
+    """The object array of ints that :func:`pack_big_ints` wrote, shaped as ``header['shape']``;
+    CiphertextError when the header's width or the body's length does not match (truncated, padded)."""
+    shape = shape_field(header, what)
+    if field(header, "width", int, what) != width:
+        raise CiphertextError(f"{what} header field 'width' is {header['width']}, expected {width}")
+    count = math.prod(shape)
+    if len(body) != count * width:
+        raise CiphertextError(f"{what} body has {len(body)} bytes, shape {list(shape)} needs {count * width}"
+                              " (truncated or padded)")
+    values = np.empty(count, dtype=object)
+    values[:] = [int.from_bytes(body[i * width:(i + 1) * width], "big") for i in range(count)]
+    return values.reshape(shape)
