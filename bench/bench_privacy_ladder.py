@@ -34,15 +34,11 @@ from sklearn.linear_model import LogisticRegression  # noqa: E402
 from sklearn.model_selection import train_test_split  # noqa: E402
 
 from ppdl_utils.crypto import ckks  # noqa: E402
+from ppdl_utils.data.loaders import load_image_folder, load_medmnist_npz  # noqa: E402
 from ppdl_utils.learning import encrypted_cnn as ecnn  # noqa: E402
 from ppdl_utils.learning import encrypted_mlp as emlp  # noqa: E402
 from ppdl_utils.learning import encrypted_training as etrain  # noqa: E402
 from ppdl_utils.learning.encrypted_common import FeatureRange, FeatureRangeError  # noqa: E402
-
-try:  # the package is being reorganised: new location first
-    from ppdl_utils.data.loaders import load_image_folder, load_medmnist_npz
-except ImportError:  # pragma: no cover
-    from ppdl_utils.datasets import load_image_folder, load_medmnist_npz  # type: ignore[no-redef]
 
 
 def parse_args() -> argparse.Namespace:

@@ -20,28 +20,12 @@ import numpy as np
 from PIL import Image
 
 from ppdl_utils.data.checks import check_int, normalise_class_name
-from ppdl_utils.data.dataset import ImageDataset, to_rgb
-from ppdl_utils.data.duplicates import duplicate_summary, find_duplicates, resolve_label_conflicts
-from ppdl_utils.data.splits import SPLIT_NAMES, split_dataset, split_table, stratified_split
+from ppdl_utils.data.dataset import ImageDataset
+from ppdl_utils.data.duplicates import duplicate_summary
+from ppdl_utils.data.splits import SPLIT_NAMES
 from ppdl_utils.errors import DataError
 
-# Backward-compatible re-exports: these names moved to dataset.py, duplicates.py and splits.py
-# (issue 9) but notebooks and analysis/scheme_comparison.py still import them from here.
-# New code should import them from their own modules.
-__all__ = [
-    "IMAGE_EXTENSIONS",
-    "load_image_folder",
-    "load_medmnist_npz",
-    # re-exported, see above
-    "ImageDataset",
-    "to_rgb",
-    "find_duplicates",
-    "duplicate_summary",
-    "resolve_label_conflicts",
-    "stratified_split",
-    "split_dataset",
-    "split_table",
-]
+__all__ = ["IMAGE_EXTENSIONS", "load_image_folder", "load_medmnist_npz"]
 
 #: File extensions read as images (compared case-insensitively).
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
