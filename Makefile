@@ -85,7 +85,7 @@ key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS spl
 		k=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\1/'); s=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\2/'); \
 		file=params/key_draws.yaml; [ $$k = 1 ] && file=params/key_draws_plain.yaml; \
 		$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) SUFFIX=$$run PARAMFILE=$$file \
-			PARAMS="-p keys_dir ../keys/draw$$k -p key_draw $$k -p split_seed $$s" || exit 1; \
+			PARAMS="-p keys_dir ../keys/draw$$k -p key_draw $$k -p split_seed $$s -p resume 1" || exit 1; \
 	done
 	$(MAKE) 04_results DATA=$(DATA) QUICK=$(QUICK) SUFFIX=_key1_split1 PARAMS="-p key_draw_runs '$(KEY_DRAW_RUNS)'"
 

@@ -298,6 +298,30 @@ def load_records(results_dir: "str | Path", run: str, with_tables: bool = True) 
     return dict(sorted(out.items(), key=lambda kv: kv[1].order))
 
 
+def finished_record(results_dir: "str | Path", run: str, label: str, provenance: Mapping[str, Any],
+                    settings: Mapping[str, Any] | None = None) -> RunRecord | None:
+    """The saved record of model `label` of `run` when it was trained with exactly this `provenance`
+    (data, key fingerprint, split seed, epochs, ...) and these training `settings`; None when there is
+    none, it is unreadable, or anything differs (then the model is trained again).  This is what makes
+    a killed multi-model run resumable model by model."""
+    path = Path(results_dir) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
+    if not path.is_file():
+        return None
+    try:
+        record = RunRecord.load(path)
+    except RecordError:
+        return None
+    saved = record.to_json()
+    want = json.loads(json.dumps(dict(provenance), default=_json_default))
+    if any(saved.get(key) != value for key, value in want.items()):
+        return None
+    saved_settings = saved.get("settings") or {}
+    want_settings = json.loads(json.dumps(dict(settings or {}), default=_json_default))
+    if any(saved_settings.get(key) != value for key, value in want_settings.items()):
+        return None
+    return record
+
+
 def accuracies_by_regime(records: Mapping[str, RunRecord]) -> dict[str, float]:
     """``{label: test accuracy}`` of a run's models (labels as trained: ``table``, ``table+input_table``)."""
     return {label: r.summary.test_accuracy for label, r in records.items()}

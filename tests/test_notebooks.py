@@ -81,3 +81,23 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
 
     findings = scan_paths([out, run_dir / "results", run_dir / "figures"], load_secrets(run_dir / "keys"))
     assert not findings, f"{path.name} leaked private key material: " + "; ".join(map(str, findings))
+
+
+@pytest.mark.notebooks
+def test_a_resumed_training_run_keeps_the_models_it_finished(run_dir):
+    """`resume=1` (what `make key_draws` passes) retrains nothing that was saved with the same data,
+    key, split and settings; a changed setting trains again."""
+    path = ROOT / "notebooks" / "03_training.ipynb"
+    saved = sorted((run_dir / "results").glob("03_synthetic_quick_*.json"))
+    if not saved:
+        pytest.skip("needs the quick run of 03_training from test_notebook_executes_with_quick_parameters")
+    before = {p.name: p.read_text() for p in saved}
+    params = {"quick": 1, **{d: str(run_dir / d.removesuffix("_dir")) for d in OUTPUT_DIRS},
+              **EXTRA_PARAMETERS["03_training"], "regimes": ["plain", "table"], "resume": 1}
+    out = run_dir / "03_training_resumed.ipynb"
+    papermill.execute_notebook(str(path), str(out), parameters=params, cwd=str(path.parent),
+                               kernel_name="python3", progress_bar=False)
+    printed = "".join(o.get("text", "") for c in nbformat.read(out, as_version=4).cells
+                      for o in c.get("outputs", []))
+    assert printed.count("with these settings: kept") == 3, printed  # plain, table, table+input_table
+    assert {p.name: p.read_text() for p in saved} == before, "a kept model's record was rewritten"

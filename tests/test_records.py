@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 
 from ppdl_utils.config import run_name
-from ppdl_utils.records import EvaluationSummary, RecordError, RunRecord, TrainSummary, load_records
+from ppdl_utils.records import (EvaluationSummary, RecordError, RunRecord, TrainSummary, finished_record,
+                                load_records)
 
 NAMES = ["COVID", "Normal", "Viral Pneumonia"]
 
@@ -65,6 +66,20 @@ def test_load_records_takes_one_run_in_training_order(tmp_path):
     assert list(load_records(tmp_path, "synthetic_quick")) == ["plain"]
     with pytest.raises(RecordError, match="03_training"):
         load_records(tmp_path, "covid19_radiography_2class")
+
+
+def test_a_finished_model_is_kept_only_under_the_same_provenance_and_settings(tmp_path):
+    make_record().save(tmp_path)
+    same = {"image_size": 32, "epochs": 2, "key_draw": 1, "split_seed": 3, "data": "SYNTHETIC"}
+    kept = finished_record(tmp_path, "synthetic", "table", same, {"lr": 1e-3})
+    assert kept is not None and kept.test_accuracy == make_record().test_accuracy
+    assert finished_record(tmp_path, "synthetic", "plain", same) is None  # never trained
+    assert finished_record(tmp_path, "synthetic_quick", "table", same) is None  # another run
+    for changed in ({"split_seed": 4}, {"key_draw": 2}, {"epochs": 3}, {"key_fingerprint": "00ff"}):
+        assert finished_record(tmp_path, "synthetic", "table", {**same, **changed}) is None, changed
+    assert finished_record(tmp_path, "synthetic", "table", same, {"lr": 5e-4}) is None
+    (tmp_path / "03_synthetic_table_history.csv").unlink()  # a half-written record is trained again
+    assert finished_record(tmp_path, "synthetic", "table", same) is None
 
 
 def test_old_records_load(tmp_path):
