@@ -11,8 +11,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score
 
 from ppdl_utils.config import run_name
-from ppdl_utils.records import (EvaluationSummary, RecordError, RunRecord, TrainSummary, finished_record,
-                                load_records)
+from ppdl_utils.records import EvaluationSummary, RecordError, RunRecord, TrainSummary, finished_record, load_records
 
 NAMES = ["COVID", "Normal", "Viral Pneumonia"]
 
