@@ -77,9 +77,12 @@ budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of pl
 
 # Every deterministic regime, bare and seriation-started, under DRAWS fresh keys (keys/draw<k>/) and
 # SPLITS split seeds, plain once per split seed.  Resumable: a finished (key, seed) run is an executed
-# copy in build/notebooks and is not redone.  Notebook 04 (section "key draws") reads them back.
-KEY_DRAW_RUNS := $(foreach k,$(shell seq 1 $(DRAWS)),$(foreach s,$(shell seq 1 $(SPLITS)),_key$(k)_split$(s)))
-key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., ~100 s/model)
+# copy in build/notebooks and is not redone, and inside an interrupted one every model already saved
+# with the same data, key, split and settings is kept (resume=1).  Notebook 04 (section "key
+# draws") reads them back.
+# split seed outermost: a partial run has every key of the first split (the key spread) first
+KEY_DRAW_RUNS := $(foreach s,$(shell seq 1 $(SPLITS)),$(foreach k,$(shell seq 1 $(DRAWS)),_key$(k)_split$(s)))
+key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., ~3 min/model)
 	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=2]"; exit 2; }
 	for run in $(KEY_DRAW_RUNS); do \
 		k=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\1/'); s=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\2/'); \
