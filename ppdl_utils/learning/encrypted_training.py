@@ -210,16 +210,17 @@ def _plain_ovr(x: np.ndarray, labels: np.ndarray, epochs: int, lr: float, l2: fl
 
 def encrypted_training_cost(ctx: ts.Context, x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
                             y_test: np.ndarray, epochs: int, lr: float, l2: float = 0.0, seed: int = 0,
-                            params: ckks.CKKSParams = ckks.TRAINING_8192, progress: bool = False
-                            ) -> tuple[LadderRow, dict]:
+                            params: ckks.CKKSParams = ckks.TRAINING_8192, progress: bool = False,
+                            public_blob: bytes | None = None) -> tuple[LadderRow, dict]:
     """Train encrypted and in the clear (poly twin, exact-sigmoid twin); score all on the test set.
 
     The row's ``server_ms`` is the mean server time per epoch, ``encrypt_ms`` the client's time per
     training sample, ``bytes_up`` the upload per training sample; ``mismatches_vs_twin`` counts test
-    predictions that differ from the poly-sigmoid plaintext twin.
+    predictions that differ from the poly-sigmoid plaintext twin.  ``public_blob``: the server's
+    context, ``ckks.public_context(ctx)`` (~2 s and 83 MB to serialize: pass it when calling again).
     """
     y_train, y_test = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
-    public_blob = ckks.public_context(ctx)
+    public_blob = public_blob or ckks.public_context(ctx)
     runs = encrypted_train_ovr(ctx, x_train, y_train, epochs, lr, l2, seed, progress, ckks.load_context(public_blob))
     twin = _plain_ovr(x_train, y_train, epochs, lr, l2, seed, "poly")
     exact = _plain_ovr(x_train, y_train, epochs, lr, l2, seed, "exact")
