@@ -5,7 +5,7 @@
         [--weights /work/shared/data/mobilenet_v2_imagenet/mobilenet_v2_1.0_224_no_top.weights.h5] \\
         [--image-size 28] [--threads 1] [--rungs 3,4,5] [--out results/bench_privacy_ladder.csv]
 
-* rung 4: square CNN (conv 7x7/3, ``--filters`` filters (3), square, Dense(64), square, Dense) and its ReLU twin
+* rung 4: square CNN (conv 8x8/4, ``--filters`` filters (3), square, Dense(64), square, Dense) and its ReLU twin
   trained in the clear on 28-px images; ``--n-test`` test images classified encrypted.
 * rung 3: MLP head (Dense(16), square, Dense) on features (MobileNetV2 at ``--backbone-size`` px
   with ``--weights``, else 28-px pixels) reduced by a PCA fitted on the training set to ``--pca``
@@ -58,7 +58,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--filters", type=int, default=3, help="rung 4 conv filters (rotations: 64 x filters)")
     p.add_argument("--mlp-epochs", type=int, default=60)
     p.add_argument("--max-per-class", type=int, default=None)
-    p.add_argument("--threads", type=int, default=1, help="TenSEAL threads (1 = one core)")
+    p.add_argument("--threads", type=int, default=1, help="client TenSEAL threads (the server: one)")
     p.add_argument("--rungs", default="3,4,5")
     p.add_argument("--seed", type=int, default=0)
     return p.parse_args()

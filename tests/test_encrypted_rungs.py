@@ -26,6 +26,8 @@ from ppdl_utils.learning.encrypted_common import (  # noqa: E402
 )
 
 SPEC = ecnn.CNNSpec(image_size=28, kernel=7, stride=3, n_filters=2, hidden=16, n_classes=2)  # small: fast
+# the shipped geometry (8x8/4: windows fill 64 slots exactly) and a kernel whose windows are padded (49 -> 64)
+CNN_SPECS = {"8x8/4": ecnn.CNNSpec(image_size=28, n_filters=2, hidden=16, n_classes=2), "7x7/3 padded": SPEC}
 
 
 def blob_images(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -57,11 +59,12 @@ def train_ctx() -> tuple[ts.Context, ts.Context]:
     return ctx, ckks.load_context(ckks.public_context(ctx))
 
 
-@pytest.fixture(scope="module")
-def cnn() -> ecnn.SquareCNN:
+@pytest.fixture(scope="module", params=list(CNN_SPECS))
+def cnn(request) -> ecnn.SquareCNN:
+    spec = CNN_SPECS[request.param]
     images, labels = blob_images(192, seed=0)
-    model = ecnn.train_keras_cnn(images, labels, SPEC, epochs=4, seed=0, lr=3e-3)
-    return ecnn.cnn_from_keras(model, SPEC, calibration=images), model
+    model = ecnn.train_keras_cnn(images, labels, spec, epochs=4, seed=0, lr=3e-3)
+    return ecnn.cnn_from_keras(model, spec, calibration=images), model
 
 
 def test_cnn_twin_equals_keras(cnn):
@@ -90,7 +93,7 @@ def test_encrypted_cnn_matches_twin(cnn, cnn_ctx):
 def test_cnn_server_needs_public_context(cnn, cnn_ctx):
     square_cnn, _ = cnn
     image = blob_images(1, seed=3)[0][0]
-    upload, windows = ecnn.client_encrypt_image(cnn_ctx, image, SPEC)
+    upload, windows = ecnn.client_encrypt_image(cnn_ctx, image, square_cnn.spec)
     with pytest.raises(ckks.SecretKeyOnServerError):
         ecnn.server_cnn(cnn_ctx, upload, windows, square_cnn)
     public = ckks.load_context(ckks.public_context(cnn_ctx))  # what the server receives
@@ -122,7 +125,8 @@ def test_cnn_input_validation():
         ecnn.check_images(np.full((28, 28), 2.0), SPEC)
     with pytest.raises(InputShapeError, match="20x20"):
         ecnn.check_images(np.zeros((20, 20), np.uint8), SPEC)
-    assert ecnn.max_image_size(ckks.CNN_8192) == 30 < 32
+    assert ecnn.max_image_size(ckks.CNN_8192, 7, 3) == 30 < 32
+    assert ecnn.max_image_size(ckks.CNN_8192) == 39  # the default 8x8/4: 8x8 windows of 64 slots fill 4096
     assert ecnn.required_slots(32, 7, 3) > ckks.CNN_8192.n_slots >= ecnn.required_slots(28, 7, 3)
 
 

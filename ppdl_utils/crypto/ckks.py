@@ -194,8 +194,11 @@ def insecure_test_params(poly_modulus_degree: int = 4096, depth: int = 1, scale_
 
 
 def make_context(params: CKKSParams, galois: bool = True, relin: bool = True,
-                 n_threads: int | None = None) -> ts.Context:
+                 n_threads: int | None = 1) -> ts.Context:
     """The key holder's private context (secret key inside) for ``params``.
+
+    ``n_threads=1``: one core, the unit every cost of the privacy ladder is stated in (None: TenSEAL's
+    default, every core).
 
     Raises:
         InsecureParametersError: the chain exceeds the table (SEAL would refuse it even if ``insecure``).
@@ -254,8 +257,8 @@ def public_context(ctx: ts.Context) -> bytes:
                          save_relin_keys=ctx.has_relin_keys())
 
 
-def load_context(data: bytes, n_threads: int | None = None) -> ts.Context:
-    """Deserialize a context (the server side of :func:`public_context`)."""
+def load_context(data: bytes, n_threads: int | None = 1) -> ts.Context:
+    """Deserialize a context (the server side of :func:`public_context`); one core unless asked."""
     return ts.context_from(data, n_threads=n_threads)
 
 
