@@ -86,7 +86,7 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
 @pytest.mark.notebooks
 def test_a_resumed_training_run_keeps_the_models_it_finished(run_dir):
     """`resume=1` (what `make key_draws` passes) retrains nothing that was saved with the same data,
-    key, split and settings; a changed setting trains again."""
+    key, split and settings (test_records checks that a changed one trains again)."""
     path = ROOT / "notebooks" / "03_training.ipynb"
     saved = sorted((run_dir / "results").glob("03_synthetic_quick_*.json"))
     if not saved:
