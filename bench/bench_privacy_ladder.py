@@ -5,7 +5,7 @@
         [--weights /work/shared/data/mobilenet_v2_imagenet/mobilenet_v2_1.0_224_no_top.weights.h5] \\
         [--image-size 28] [--threads 1] [--rungs 3,4,5] [--out results/bench_privacy_ladder.csv]
 
-* rung 4: square CNN (conv 8x8/4, ``--filters`` filters (3), square, Dense(64), square, Dense) and its ReLU twin
+* rung 4: square CNN (conv ``--kernel``/``--stride`` 8x8/4, ``--filters`` 3, square, Dense(64), square, Dense), ReLU twin
   trained in the clear on 28-px images; ``--n-test`` test images classified encrypted.
 * rung 3: MLP head (Dense(16), square, Dense) on features (MobileNetV2 at ``--backbone-size`` px
   with ``--weights``, else 28-px pixels) reduced by a PCA fitted on the training set to ``--pca``
@@ -55,7 +55,9 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--lr-epochs", type=int, default=10)
     p.add_argument("--lr", type=float, default=8.0)
     p.add_argument("--cnn-epochs", type=int, default=20)
-    p.add_argument("--filters", type=int, default=3, help="rung 4 conv filters (rotations: 64 x filters)")
+    p.add_argument("--filters", type=int, default=3, help="rung 4 conv filters (rotations: windows x filters)")
+    p.add_argument("--kernel", type=int, default=8, help="rung 4 conv kernel side")
+    p.add_argument("--stride", type=int, default=4, help="rung 4 conv stride")
     p.add_argument("--mlp-epochs", type=int, default=60)
     p.add_argument("--max-per-class", type=int, default=None)
     p.add_argument("--threads", type=int, default=1, help="client TenSEAL threads (the server: one)")
@@ -100,7 +102,8 @@ def accuracy(scores: np.ndarray, labels: np.ndarray) -> float:
 def run_rung4(data: dict, args: argparse.Namespace, subset: np.ndarray) -> dict:
     """Train the square CNN and its ReLU twin at 28 px, classify the subset encrypted."""
     size = args.image_size
-    spec = ecnn.CNNSpec(image_size=size, n_classes=len(data["classes"]), n_filters=args.filters)
+    spec = ecnn.CNNSpec(image_size=size, n_classes=len(data["classes"]), kernel=args.kernel, stride=args.stride,
+                        n_filters=args.filters)
     tr, te = resize(data["train_x"], size), resize(data["test_x"], size)
     square = ecnn.train_keras_cnn(tr, data["train_y"], spec, "square", args.cnn_epochs, args.seed)
     relu = ecnn.train_keras_cnn(tr, data["train_y"], spec, "relu", args.cnn_epochs, args.seed)
