@@ -5,7 +5,7 @@
         [--weights /work/shared/data/mobilenet_v2_imagenet/mobilenet_v2_1.0_224_no_top.weights.h5] \\
         [--image-size 28] [--threads 1] [--rungs 3,4,5] [--out results/bench_privacy_ladder.csv]
 
-* rung 4: square CNN (conv ``--kernel``/``--stride`` 8x8/4, ``--filters`` 3, square, Dense(64), square, Dense), ReLU twin
+* rung 4: square CNN (conv ``--kernel``/``--stride`` 8x8/4, ``--filters`` 3, x², Dense(64), x², Dense), ReLU twin
   trained in the clear on 28-px images; ``--n-test`` test images classified encrypted.
 * rung 3: MLP head (Dense(16), square, Dense) on features (MobileNetV2 at ``--backbone-size`` px
   with ``--weights``, else 28-px pixels) reduced by a PCA fitted on the training set to ``--pca``
