@@ -18,7 +18,7 @@ from ppdl_utils.data.dataset import ImageDataset, to_rgb
 from ppdl_utils.data.duplicates import find_duplicates, resolve_label_conflicts
 from ppdl_utils.data.loaders import load_image_folder, load_medmnist_npz
 from ppdl_utils.data.sources import SYNTHETIC_PER_CLASS, load_chest_images
-from ppdl_utils.data.splits import split_dataset, split_table, stratified_split
+from ppdl_utils.data.splits import split_dataset, split_table, stratified_split, stratified_subset
 from ppdl_utils.data.synthetic import CHEST_CLASSES
 from ppdl_utils.errors import DataError
 
@@ -320,6 +320,30 @@ def test_split_proportions_per_class(labels, seed):
             assert abs(got - frac * n_c) <= 1, (part, c, got, n_c)
 
 
+@given(st.lists(st.integers(0, 3), min_size=1, max_size=200), st.integers(0, 250), st.integers(0, 2**32 - 1))
+def test_stratified_subset_keeps_the_class_proportions(labels, n, seed):
+    labels = np.array(labels)
+    candidates = np.flatnonzero(np.arange(len(labels)) % 3 != 1)  # any index set, e.g. a test split
+    if candidates.size == 0:
+        return
+    subset = stratified_subset(candidates, labels, n, seed)
+    assert len(subset) == min(n, len(candidates)) and np.all(np.diff(subset) > 0)
+    assert set(subset.tolist()) <= set(candidates.tolist())
+    assert np.array_equal(subset, stratified_subset(candidates, labels, n, seed))
+    for c in np.unique(labels[candidates]):
+        share = (labels[candidates] == c).mean()
+        assert abs(int((labels[subset] == c).sum()) - share * len(subset)) < 1
+
+
+def test_stratified_subset_of_sorted_class_folders_is_not_one_class():
+    labels = np.repeat([0, 1, 2], 100)  # split indices come sorted: the first 60 are all class 0
+    assert np.bincount(labels[stratified_subset(np.arange(300), labels, 60)]).tolist() == [20, 20, 20]
+    with pytest.raises(DataError, match="'n'"):
+        stratified_subset(np.arange(3), labels, -1)
+    with pytest.raises(DataError, match="indices"):
+        stratified_subset(np.array([0, 400]), labels, 1)
+
+
 @given(
     st.lists(st.tuples(st.integers(0, 2), st.integers(1, 4)), min_size=1, max_size=80),
     st.integers(0, 2**32 - 1),
@@ -423,6 +447,24 @@ def test_medmnist_flat_labels_and_rgb(tmp_path):
     ds = load_medmnist_npz(path, split="train")
     assert ds.images.shape == (4, 28, 28) and ds.class_names == ["class 0", "class 1", "class 2"]
     assert set(load_medmnist_npz(path)) == {"train"}
+
+
+def test_chest_images_from_a_medmnist_file_split_the_same_at_every_size(tmp_path):
+    path = _write_npz(tmp_path / "pneumoniamnist.npz", train_images=np.concatenate(
+        [np.full((2, 28, 28), 7, np.uint8), np.random.default_rng(3).integers(0, 256, (10, 28, 28), dtype=np.uint8)]))
+    native, large = load_chest_images(path, 28, None), load_chest_images(path, 64, None)
+    assert native.name == "pneumoniamnist" and native.class_names == ["normal", "pneumonia"]
+    assert len(native) == 20 and large.images.shape == (20, 64, 64)
+    assert native.hashes == large.hashes and native.report["duplicate_groups"] == 1  # two equal images
+    assert all(np.array_equal(a, b) for a, b in zip(stratified_split(native.labels, native.hashes).values(),
+                                                      stratified_split(large.labels, large.hashes).values()))
+    few = load_chest_images(path, 28, 2, seed=1)
+    assert few.class_counts() == {"normal": 2, "pneumonia": 2}
+    assert np.array_equal(few.images, load_chest_images(path, 28, 2, seed=1).images)
+    with pytest.raises(DataError, match="classes"):
+        load_chest_images(path, 28, None, classes=["normal"])
+    with pytest.raises(DataError, match="missing.npz"):
+        load_chest_images(tmp_path / "missing.npz", 28, None)
 
 
 def test_medmnist_errors(tmp_path):

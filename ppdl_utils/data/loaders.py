@@ -20,7 +20,7 @@ import numpy as np
 from PIL import Image
 
 from ppdl_utils.data.checks import check_int, normalise_class_name
-from ppdl_utils.data.dataset import ImageDataset
+from ppdl_utils.data.dataset import ImageDataset, array_hash
 from ppdl_utils.data.duplicates import duplicate_summary
 from ppdl_utils.data.splits import SPLIT_NAMES
 from ppdl_utils.errors import DataError
@@ -435,12 +435,14 @@ def load_medmnist_npz(
                         f"keys present: {sorted(content)}")
     raw = {s: _npz_split(content, s, path) for s in wanted}
     names = _npz_class_names(raw, class_names, path)
+    # hashes of the native images, so that a split (grouped by hash) does not depend on `size`
+    native_hashes = {s: [array_hash(image) for image in im] for s, (im, _) in raw.items()}
     if size is not None:
         raw = {s: (_resize_stack(im, size), lab) for s, (im, lab) in raw.items()}
 
-    def make(s: str, images: np.ndarray, labels: np.ndarray, report: dict) -> ImageDataset:
+    def make(s: str, images: np.ndarray, labels: np.ndarray, report: dict, hashes: list[str]) -> ImageDataset:
         ds = ImageDataset(images=images, labels=labels, class_names=names, paths=None,
-                          source="medmnist", name=f"{path.stem}:{s}", report=report)
+                          source="medmnist", name=f"{path.stem}:{s}", report=report, hashes=hashes)
         ds.report.update(duplicate_summary(ds.labels, ds.hashes))
         return ds
 
@@ -448,6 +450,7 @@ def load_medmnist_npz(
         images = np.concatenate([im for im, _ in raw.values()])
         labels = np.concatenate([lab for _, lab in raw.values()])
         official = np.concatenate([np.full(len(lab), s) for s, (_, lab) in raw.items()]).astype(str)
-        return make("all", images, labels, {"file": str(path), "official_split": official})
-    datasets = {s: make(s, im, lab, {"file": str(path), "split": s}) for s, (im, lab) in raw.items()}
+        hashes = [h for s in raw for h in native_hashes[s]]
+        return make("all", images, labels, {"file": str(path), "official_split": official}, hashes)
+    datasets = {s: make(s, im, lab, {"file": str(path), "split": s}, native_hashes[s]) for s, (im, lab) in raw.items()}
     return datasets[split] if split in SPLIT_NAMES else datasets

@@ -11,7 +11,7 @@ from ppdl_utils.data.dataset import ImageDataset
 from ppdl_utils.data.duplicates import groups_by_key
 from ppdl_utils.errors import DataError
 
-__all__ = ["SPLIT_NAMES", "stratified_split", "split_dataset", "split_table"]
+__all__ = ["SPLIT_NAMES", "stratified_split", "stratified_subset", "split_dataset", "split_table"]
 
 SPLIT_NAMES = ("train", "val", "test")
 _TABLE_COLUMNS = {"train": "Training", "val": "Validation", "test": "Testing"}
@@ -95,6 +95,35 @@ def stratified_split(
             parts[k].extend(glist[gi])
             filled[k] += len(glist[gi])
     return {name: np.sort(np.asarray(p, dtype=np.int64)) for name, p in zip(names, parts)}
+
+
+def stratified_subset(indices: Sequence[int] | np.ndarray, labels: Sequence[int] | np.ndarray, n: int,
+                      seed: int = 0) -> np.ndarray:
+    """A seeded random subset of ``indices`` with ``n`` members (all of them if ``n`` is larger), in
+    the classes' proportions (largest remainder), sorted.
+
+    Why: split indices come sorted, so the first ``n`` of a class-folder dataset are one class.
+
+    Args:
+        indices: candidate indices (e.g. ``split["test"]``).
+        labels: the labels of the whole dataset (indexed by ``indices``).
+        n: how many to keep (>= 0).
+        seed: the same seed and inputs give the same subset.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    labels = np.asarray(labels)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise DataError(f"'n' must be a non-negative int, got {n!r}")
+    if indices.size and (indices.min() < 0 or indices.max() >= len(labels)):
+        raise DataError(f"'indices' hold values outside [0, {len(labels) - 1}] (the labels' length)")
+    if n >= len(indices):
+        return np.sort(indices)
+    classes, counts = np.unique(labels[indices], return_counts=True)
+    quota = _largest_remainder(int(n), counts / counts.sum())
+    rng = np.random.default_rng(seed)
+    chosen = [rng.choice(indices[labels[indices] == c], size=int(k), replace=False)
+              for c, k in zip(classes, quota)]
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
 
 
 def split_dataset(
