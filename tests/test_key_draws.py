@@ -7,7 +7,9 @@ import matplotlib.collections
 matplotlib.use("Agg")
 
 import numpy as np
+import pandas as pd
 import pytest
+from scipy.stats import spearmanr
 
 from ppdl_utils.records import EvaluationSummary, RunRecord, TrainSummary
 from ppdl_utils.reporting.key_draws import collect_draws, distribution, plot_draws, spread_predicts_accuracy
@@ -64,6 +66,20 @@ def test_spread_predicts_accuracy(draws):
     rho = spread_predicts_accuracy(draws)
     assert rho.loc["table", "rho(merge_spread, accuracy)"] == pytest.approx(-1.0)
     assert "table+input_table" not in rho.index and "plain" not in rho.index
+    assert len(rho) == 1  # one bare regime: nothing to pool
+
+
+def test_spread_pooled_over_regimes_uses_the_gap_to_plain(draws):
+    other = draws[draws["label"] == "table"].assign(label="r_one", regime="r_one")
+    other["merge_spread"] = -other["merge_spread"]  # r_one: the larger the spread, the better (by construction)
+    other["gap_points"] = other["gap_points"] + 50  # and a different level: only ranks matter
+    rho = spread_predicts_accuracy(pd.concat([draws, other], ignore_index=True))
+    assert rho.loc["r_one", "rho(merge_spread, accuracy)"] == pytest.approx(1.0)
+    pooled = rho.loc["bare regimes pooled (gap to plain)"]
+    # table, then r_one; in floating point 100 * (0.90 - 0.95) is a hair below 100 * (0.85 - 0.90): no tie
+    spreads, gaps = [2, 9, 4, 12, -2, -9, -4, -12], [-5.001, -15, -4.999, -20, 44.999, 35, 45.001, 30]
+    assert pooled["draws"] == 8
+    assert pooled["rho(merge_spread, accuracy)"] == pytest.approx(spearmanr(spreads, gaps).statistic)
 
 
 def test_plot_has_a_point_per_draw(draws):
