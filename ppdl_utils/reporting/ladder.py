@@ -7,6 +7,7 @@ inference CSV; rungs 3-5 are measured by notebook 08 (:class:`~ppdl_utils.learni
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -79,19 +80,34 @@ def ladder_table(rows: Iterable[dict]) -> pd.DataFrame:
     return frame[COLUMNS + ["end_to_end_ms"]].sort_values("rung", kind="stable").reset_index(drop=True)
 
 
+def point_label(row: pd.Series) -> str:
+    """``"3 MLP head on encrypted features · 128-bit"``: the rung, what it is, and its security in short."""
+    name = re.sub(r"^rung \d+: ", "", str(row["name"]))
+    security = str(row["security"])
+    bits = re.search(r"~?\d+-bit", security)
+    short = "NOT secure" if security.startswith("none") and "NOT" in security else \
+        ("no protection" if security.startswith("none") else (bits.group(0) if bits else security[:20]))
+    return f"{row['rung']} {name} · {short}"
+
+
 def plot_ladder(table: pd.DataFrame, title: str = "") -> plt.Figure:
     """Accuracy against end-to-end latency per image (log axis), each point labelled with its rung and
     security; rungs without a measured latency (0-1: the server reads the image) sit at the left edge."""
-    fig, ax = plt.subplots(figsize=(8, 4.2))
+    fig, ax = plt.subplots(figsize=(9, 4.6))
     timed = table["end_to_end_ms"].dropna()
     left = 10 ** math.floor(math.log10(max(timed.min(), 1e-3))) / 10 if len(timed) else 1e-2
-    for _, row in table.iterrows():
+    placed: list[tuple[float, float]] = []  # label anchors so far, to step a label clear of its neighbours
+    y_span = max(float(np.ptp(table["accuracy"])), 0.05)
+    for _, row in table.sort_values("accuracy", ascending=False).iterrows():
         x = row["end_to_end_ms"] if np.isfinite(row["end_to_end_ms"]) else left
         secure = not str(row["security"]).startswith("none")
         ax.scatter(x, row["accuracy"], s=40, marker="o" if secure else "x", color=f"C{int(row['rung'])}")
-        ax.annotate(f"{row['rung']}: {str(row['security'])[:38]}", (x, row["accuracy"]), fontsize=6,
-                    xytext=(4, 3), textcoords="offset points")
+        near = sum(abs(math.log10(x) - px) < 1.2 and abs(row["accuracy"] - py) < 0.05 * y_span for px, py in placed)
+        placed.append((math.log10(x), row["accuracy"]))
+        ax.annotate(point_label(row), (x, row["accuracy"]), fontsize=6, xytext=(5, 2 - 8 * near),
+                    textcoords="offset points")
     ax.set_xscale("log")
+    ax.set_xlim(left / 2, 10 ** (2.5 + math.log10(max(timed.max(), left) if len(timed) else left)))  # room for labels
     ax.set_xlabel("client encrypt + server + client decrypt, ms per image (log; rungs 0-1 at the left: no HE)")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "the privacy ladder: accuracy vs latency (x = not secure, o = secure)", fontsize=9)
