@@ -86,9 +86,11 @@ budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of pl
 # copy in build/notebooks and is not redone, and inside an interrupted one every model already saved
 # with the same data, key, split and settings is kept (resume=1).  Notebook 04 (section "key
 # draws") reads them back.
-# split seed outermost: a partial run has every key of the first split (the key spread) first
+# split seed outermost: a partial run has every key of the first split (the key spread) first.
+# EARLIER_DRAW_RUNS: whole run names of earlier runs of the same recipe, pooled in (notebook 04 checks the recipe)
+EARLIER_DRAW_RUNS ?=
 KEY_DRAW_RUNS := $(foreach s,$(shell seq 1 $(SPLITS)),$(foreach k,$(shell seq 1 $(DRAWS)),_key$(k)_split$(s)))
-key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., ~3 min/model)
+key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., [EARLIER_DRAW_RUNS=...])
 	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=2]"; exit 2; }
 	for run in $(KEY_DRAW_RUNS); do \
 		k=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\1/'); s=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\2/'); \
@@ -96,7 +98,9 @@ key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS spl
 		$(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) QUICK=$(QUICK) SUFFIX=$$run PARAMFILE=$$file \
 			PARAMS="-p keys_dir ../keys/draw$$k -p key_draw $$k -p split_seed $$s -p resume 1" || exit 1; \
 	done
-	$(MAKE) 04_results DATA=$(DATA) QUICK=$(QUICK) SUFFIX=_key1_split1 PARAMS="-p key_draw_runs '$(KEY_DRAW_RUNS)'"
+	$(MAKE) 04_results -o $(BUILD)/03_training_$(RUN)_key1_split1.ipynb DATA=$(DATA) QUICK=$(QUICK) SUFFIX=_key1_split1 \
+		PARAMS="-p key_draw_runs '$(KEY_DRAW_RUNS)' \
+		$(if $(EARLIER_DRAW_RUNS),-p earlier_draw_runs '$(EARLIER_DRAW_RUNS)')"
 
 table_draws: key_draws  ## (old name) see key_draws
 

@@ -11,13 +11,13 @@ import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 
-from ppdl_utils.records import EvaluationSummary, RunRecord, TrainSummary
+from ppdl_utils.records import EvaluationSummary, RecordError, RunRecord, TrainSummary
 from ppdl_utils.reporting.key_draws import collect_draws, distribution, plot_draws, spread_predicts_accuracy
 
 NAMES = ["a", "b"]
 
 
-def _record(run, label, key_draw, split_seed, accuracy, spread=None, order=0):
+def _record(run, label, key_draw, split_seed, accuracy, spread=None, order=0, **fields):
     n = 100
     y = np.array([0, 1] * (n // 2))
     wrong = int(round((1 - accuracy) * n))
@@ -27,7 +27,8 @@ def _record(run, label, key_draw, split_seed, accuracy, spread=None, order=0):
                      summary=EvaluationSummary.from_predictions(y, pred, NAMES),
                      train=TrainSummary(best_epoch=1, best_val_accuracy=0.5, n_train=10, n_val=2),
                      key_draw=key_draw, split_seed=split_seed, order=order,
-                     cipher_stats={} if spread is None else {"merge_spread": spread, "distinct_values": 160.0})
+                     cipher_stats={} if spread is None else {"merge_spread": spread, "distinct_values": 160.0},
+                     **({"key_fingerprint": f"key{key_draw}"} | fields))
 
 
 @pytest.fixture
@@ -86,3 +87,28 @@ def test_plot_has_a_point_per_draw(draws):
     fig = plot_draws(draws)
     points = [c for c in fig.axes[0].collections if isinstance(c, matplotlib.collections.PathCollection)]
     assert sum(len(c.get_offsets()) for c in points) == len(draws)
+
+
+def test_earlier_runs_of_the_same_recipe_count_as_draws_of_their_seed(tmp_path, draws):
+    # a run made before make key_draws: no key_draw/split_seed, its own key, split seed = its seed (0)
+    for label, acc in (("plain", 0.96), ("table", 0.86), ("randomized", 0.5)):
+        _record("x", label, None, None, acc, key_fingerprint="old key", seed=0).save(tmp_path)
+    for (k, s) in ((1, 1), (2, 1)):
+        _record(f"x_key{k}_split{s}", "table", k, s, 0.8).save(tmp_path)
+    _record("x_key1_split1", "plain", 1, 1, 0.9).save(tmp_path)
+    frame = collect_draws(tmp_path, ["x", "x_key1_split1", "x_key2_split1"])
+    assert "randomized" not in set(frame["label"])
+    old = frame[frame["key"] == "old key"].set_index("label")
+    assert old.loc["table", "split_seed"] == 0 and old.loc["table", "gap_points"] == pytest.approx(-10.0)
+    assert frame["key_index"].nunique() == 3  # old key, key1, key2
+
+
+def test_runs_of_different_recipes_are_refused_naming_the_field(tmp_path):
+    _record("a_key1_split1", "table", 1, 1, 0.8).save(tmp_path)
+    _record("b_key1_split1", "table", 1, 1, 0.8, epochs=20).save(tmp_path)
+    with pytest.raises(RecordError, match="epochs=20"):
+        collect_draws(tmp_path, ["a_key1_split1", "b_key1_split1"])
+    _record("c_key1_split1", "table", 1, 1, 0.8, settings={"lr": 1e-3}).save(tmp_path)
+    _record("d_key1_split1", "table", 1, 1, 0.8, settings={"lr": 5e-4}).save(tmp_path)
+    with pytest.raises(RecordError, match="lr=0.0005"):
+        collect_draws(tmp_path, ["c_key1_split1", "d_key1_split1"])

@@ -20,17 +20,45 @@ from ppdl_utils.records import RecordError, load_records
 WITHIN = 0.02  # "within 2 points of plain"
 
 
+#: what must be equal for runs to be draws of one recipe (a record's ``settings`` are compared where
+#: both runs recorded them: older records lack them)
+RECIPE_FIELDS = ("image_size", "epochs", "architecture", "weights", "bn_momentum", "renderer", "key_bits", "quick")
+RECIPE_SETTINGS = ("lr", "batch_size", "schedule", "warmup_epochs")
+
+
+def _check_same_recipe(records: list, first) -> None:
+    for r in records:
+        for name in RECIPE_FIELDS:
+            if getattr(r, name) != getattr(first, name):
+                raise RecordError(f"run {r.run} ({r.label}) has {name}={getattr(r, name)!r} but run {first.run} "
+                                  f"has {getattr(first, name)!r}: not draws of one recipe")
+        for name in RECIPE_SETTINGS:
+            if name in r.settings and name in first.settings and r.settings[name] != first.settings[name]:
+                raise RecordError(f"run {r.run} ({r.label}) was trained with {name}={r.settings[name]!r} but run "
+                                  f"{first.run} with {first.settings[name]!r}: not draws of one recipe")
+
+
 def collect_draws(results_dir: "str | Path", runs: Iterable[str]) -> pd.DataFrame:
-    """One row per (run, model): key draw, split seed, test accuracy, the plain accuracy of the same
-    split seed, the gap, and the rendering statistics of the regime under that key."""
-    rows = []
-    for run in runs:
-        for label, r in load_records(results_dir, run, with_tables=False).items():
-            rows.append({"run": run, "label": label, "regime": r.regime, "key_draw": r.key_draw,
-                         "split_seed": r.split_seed, "test_accuracy": r.test_accuracy, "n_test": r.summary.n_test,
-                         "wall_seconds": r.train.wall_seconds, **r.cipher_stats})
-    if not rows:
+    """One row per (run, model) of every run (randomized models left out: they are not a draw of a
+    substitution): the key (fingerprint) and split seed, test accuracy, the plain accuracy of the
+    same split seed, the gap, and the rendering statistics of the regime under that key.
+
+    Runs made before ``make key_draws`` (no ``key_draw``/``split_seed`` recorded) count when their
+    recipe is the same: their split seed is their seed, their key is told apart by its fingerprint.
+
+    Raises:
+        RecordError: no run found, or runs of different recipes (the field is named).
+    """
+    records = [r for run in runs for r in load_records(results_dir, run, with_tables=False).values()
+               if r.regime != "randomized"]
+    if not records:
         raise RecordError(f"no key-draw runs in {results_dir}")
+    _check_same_recipe(records, records[0])
+    keys = list(dict.fromkeys(r.key_fingerprint for r in records))
+    rows = [{"run": r.run, "label": r.label, "regime": r.regime, "key": r.key_fingerprint,
+             "key_draw": r.key_draw, "key_index": keys.index(r.key_fingerprint),
+             "split_seed": r.seed if r.split_seed is None else r.split_seed, "test_accuracy": r.test_accuracy,
+             "n_test": r.summary.n_test, "wall_seconds": r.train.wall_seconds, **r.cipher_stats} for r in records]
     frame = pd.DataFrame(rows)
     plain = frame[frame["label"] == "plain"].groupby("split_seed")["test_accuracy"].first()
     frame["plain_accuracy"] = frame["split_seed"].map(plain)
@@ -71,7 +99,7 @@ def spread_predicts_accuracy(draws: pd.DataFrame) -> pd.DataFrame:
 
 
 def plot_draws(draws: pd.DataFrame, title: str = "") -> plt.Figure:
-    """One point per (key draw, split seed) and model; plain of each split as a dashed line."""
+    """One point per (key, split seed) and model (colour: the key); plain of each split as a dashed line."""
     labels = list(dict.fromkeys(draws["label"]))
     fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(labels) + 2), 3.6))
     rng = np.random.default_rng(0)  # horizontal jitter only, so that equal accuracies stay visible
@@ -80,7 +108,7 @@ def plot_draws(draws: pd.DataFrame, title: str = "") -> plt.Figure:
         group = draws[draws["label"] == label]
         for _, row in group.iterrows():
             ax.scatter(x + rng.uniform(-0.15, 0.15), row["test_accuracy"], s=22,
-                       marker=markers.get(row["split_seed"], "o"), color=f"C{int(row['key_draw'] or 0) % 10}")
+                       marker=markers.get(row["split_seed"], "o"), color=f"C{int(row['key_index']) % 10}")
         ax.hlines(group["test_accuracy"].mean(), x - 0.3, x + 0.3, color="k", lw=1)
     for seed, acc in draws[draws["label"] == "plain"].groupby("split_seed")["test_accuracy"].first().items():
         ax.axhline(acc, color="0.4", ls="--", lw=0.8)
