@@ -108,6 +108,9 @@ def test_runs_of_different_recipes_are_refused_naming_the_field(tmp_path):
     _record("b_key1_split1", "table", 1, 1, 0.8, epochs=20).save(tmp_path)
     with pytest.raises(RecordError, match="epochs=20"):
         collect_draws(tmp_path, ["a_key1_split1", "b_key1_split1"])
+    _record("e_key1_split1", "table", 1, 1, 0.8, data="/elsewhere/covid19_radiography_3class").save(tmp_path)
+    with pytest.raises(RecordError, match="covid19_radiography_3class"):
+        collect_draws(tmp_path, ["a_key1_split1", "e_key1_split1"])
     _record("c_key1_split1", "table", 1, 1, 0.8, settings={"lr": 1e-3}).save(tmp_path)
     _record("d_key1_split1", "table", 1, 1, 0.8, settings={"lr": 5e-4}).save(tmp_path)
     with pytest.raises(RecordError, match="lr=0.0005"):

@@ -28,6 +28,9 @@ RECIPE_SETTINGS = ("lr", "batch_size", "schedule", "warmup_epochs")
 
 def _check_same_recipe(records: list, first) -> None:
     for r in records:
+        if Path(r.data).name != Path(first.data).name:  # the folder's name: the same data may move
+            raise RecordError(f"run {r.run} ({r.label}) is on data {r.data} but run {first.run} on {first.data}: "
+                              "not draws of one recipe")
         for name in RECIPE_FIELDS:
             if getattr(r, name) != getattr(first, name):
                 raise RecordError(f"run {r.run} ({r.label}) has {name}={getattr(r, name)!r} but run {first.run} "
