@@ -87,7 +87,12 @@ def rendering_stats(plain_images: np.ndarray, rendered_images: np.ndarray) -> di
     * ``distinct_values``: distinct rendered values among the pixels;
     * ``merged_levels``: gray levels that share their rendered value with another level;
     * ``merge_spread``: the pixel-weighted mean |gray level - mean gray level of its rendered
-      value| -- 0 when nothing merges, large when distant levels (dark lung, bright bone) collide.
+      value| -- 0 when nothing merges, large when distant levels (dark lung, bright bone) collide;
+    * ``level_jump``: how far the rendering moves *adjacent* gray levels apart: the pixel-weighted
+      mean |value(m') - value(m)| over consecutive levels m < m' present in the images, divided by
+      256/3 (that mean for two independent uniform bytes): ~0 when the order of the levels survives
+      (a smooth image stays smooth), ~1 for a random substitution.  It sees what the merge counts
+      cannot: ``r_one`` merges nothing (a bijection on bytes) yet scrambles the order.
     """
     plain = np.asarray(plain_images).reshape(-1).astype(np.int64)
     rendered = np.asarray(rendered_images).reshape(-1).astype(np.int64)
@@ -99,5 +104,11 @@ def rendering_stats(plain_images: np.ndarray, rendered_images: np.ndarray) -> di
     pairs = np.unique(np.stack([plain, rendered]), axis=1)  # distinct (level, value) pairs
     levels_per_value = np.bincount(pairs[1], minlength=256)
     merged = np.unique(pairs[0][levels_per_value[pairs[1]] > 1])
+    level_counts = np.bincount(plain, minlength=256)
+    present = np.flatnonzero(level_counts)
+    value_of_level = np.bincount(plain, weights=rendered, minlength=256) / np.maximum(level_counts, 1)
+    jumps = np.abs(np.diff(value_of_level[present]))
+    weights = level_counts[present[:-1]] + level_counts[present[1:]]
+    level_jump = float(np.average(jumps, weights=weights) / (256 / 3)) if len(present) > 1 else 0.0
     return {"distinct_values": float(np.count_nonzero(counts)), "merged_levels": float(len(merged)),
-            "merge_spread": float(np.mean(np.abs(plain - mean_level[rendered])))}
+            "merge_spread": float(np.mean(np.abs(plain - mean_level[rendered]))), "level_jump": level_jump}

@@ -87,7 +87,7 @@ def spread_predicts_accuracy(draws: pd.DataFrame) -> pd.DataFrame:
     levels, the lower the accuracy); with several regimes, one more row pools them, against the gap
     to the plain model of the same split."""
     rows = {}
-    stats = [c for c in ("distinct_values", "merged_levels", "merge_spread") if c in draws]
+    stats = [c for c in ("distinct_values", "merged_levels", "merge_spread", "level_jump") if c in draws]
 
     def rho(group: pd.DataFrame, target: str) -> dict:
         return {f"rho({s}, accuracy)": group[s].corr(group[target], method="spearman")
@@ -99,6 +99,17 @@ def spread_predicts_accuracy(draws: pd.DataFrame) -> pd.DataFrame:
     if bare["label"].nunique() > 1:  # a few draws per regime say little; pooled, the gap to plain is comparable
         rows["bare regimes pooled (gap to plain)"] = rho(bare, "gap_points")
     return pd.DataFrame(rows).T
+
+
+def attach_rendering_stats(draws: pd.DataFrame, stats: pd.DataFrame) -> pd.DataFrame:
+    """The draws with rendering statistics measured afterwards (``bench/key_draw_rendering.py``: one
+    row per key fingerprint and regime) filled in where the run records lack them."""
+    measured = stats.set_index(["key", "regime"])
+    out = draws.copy()
+    for column in measured.columns:
+        found = [measured[column].get((k, r), np.nan) for k, r in zip(out["key"], out["regime"])]
+        out[column] = out[column].fillna(pd.Series(found, index=out.index)) if column in out else found
+    return out
 
 
 def plot_draws(draws: pd.DataFrame, title: str = "") -> plt.Figure:
