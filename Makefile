@@ -12,10 +12,11 @@ WEIGHTS ?=
 PARAMS ?=
 PARAMFILE ?=
 SUFFIX ?=
+# make key_draws: fresh keys x new split seeds (1, 2, ...); split seed 0 is make reproduce's run, pooled in
 DRAWS ?= 3
 # a cell that runs longer than this (seconds) fails the notebook instead of hanging (nbclient + widgets can)
 CELL_TIMEOUT ?= 7200
-SPLITS ?= 2
+SPLITS ?= 1
 JOBS ?= 2
 BUILD := build/notebooks
 STAMP := $(VENV)/.installed
@@ -87,11 +88,13 @@ budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of pl
 # with the same data, key, split and settings is kept (resume=1).  Notebook 04 (section "key
 # draws") reads them back.
 # split seed outermost: a partial run has every key of the first split (the key spread) first.
-# EARLIER_DRAW_RUNS: whole run names of earlier runs of the same recipe, pooled in (notebook 04 checks the recipe)
-EARLIER_DRAW_RUNS ?=
+# EARLIER_DRAW_RUNS: whole run names of earlier runs of the same recipe, pooled in (notebook 04 checks the
+# recipe); by default make reproduce's run on the same DATA (split seed 0, its own key) when it exists, so
+# the default 3 keys x 1 new split (19 models, under 2 h here) gives every regime 4 keys over 2 split seeds
+EARLIER_DRAW_RUNS ?= $(if $(wildcard results/03_$(RUN)_summary.csv),$(RUN))
 KEY_DRAW_RUNS := $(foreach s,$(shell seq 1 $(SPLITS)),$(foreach k,$(shell seq 1 $(DRAWS)),_key$(k)_split$(s)))
-key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS splits (DATA=..., [EARLIER_DRAW_RUNS=...])
-	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=2]"; exit 2; }
+key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS new splits, pooled with make reproduce's (DATA=...)
+	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=1]"; exit 2; }
 	for run in $(KEY_DRAW_RUNS); do \
 		k=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\1/'); s=$$(echo $$run | sed -E 's/_key([0-9]+)_split([0-9]+)/\2/'); \
 		file=params/key_draws.yaml; [ $$k = 1 ] && file=params/key_draws_plain.yaml; \

@@ -22,7 +22,7 @@ from ppdl_utils.config import run_name
 from ppdl_utils.data.sources import load_chest_images
 from ppdl_utils.images.encrypted_cache import list_entries, read_entry
 from ppdl_utils.images.render import rendering_stats
-from ppdl_utils.reporting.key_draws import attach_rendering_stats, spread_predicts_accuracy
+from ppdl_utils.reporting.key_draws import attach_rendering_stats, bare_models, spread_predicts_accuracy
 
 DETERMINISTIC = ("table", "fixed_r", "r_one")
 
@@ -54,7 +54,7 @@ def main() -> None:
     out = draws_csv.with_name(f"04_{run}_key_draw_rendering.csv")
     stats.to_csv(out, index=False)
     merged = attach_rendering_stats(draws, stats)
-    bare = merged[merged["regime"].isin(DETERMINISTIC) & ~merged["label"].str.contains(r"\+")]
+    bare = bare_models(merged)
     print(bare[["key", "label", "split_seed", "test_accuracy", "gap_points", *stats.columns[2:]]].round(3).to_string())
     print(spread_predicts_accuracy(merged).round(2).to_string())
     print(f"wrote {out}")

@@ -12,7 +12,8 @@ import pytest
 from scipy.stats import spearmanr
 
 from ppdl_utils.records import EvaluationSummary, RecordError, RunRecord, TrainSummary
-from ppdl_utils.reporting.key_draws import collect_draws, distribution, plot_draws, spread_predicts_accuracy
+from ppdl_utils.reporting.key_draws import (bare_models, collect_draws, distribution, plot_draws,
+                                            spread_predicts_accuracy)
 
 NAMES = ["a", "b"]
 
@@ -61,6 +62,12 @@ def test_distribution_statistics(draws):
     # within 2 points: table+input_table (key 1) is 0.95 vs plain 0.95 and 0.90 vs plain 0.90; key 2 is not
     assert table.loc["table+input_table", "within 2 points of plain"] == pytest.approx(0.5)
     assert list(table.index) == ["plain", "table", "table+input_table"]
+
+
+def test_bare_models_are_the_deterministic_ones_without_the_input_layer(draws):
+    bare = bare_models(draws)
+    assert set(bare["label"]) == {"table"} and len(bare) == 4
+    assert set(draws["label"]) - set(bare["label"]) == {"plain", "table+input_table"}
 
 
 def test_spread_predicts_accuracy(draws):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+import subprocess
 from pathlib import Path
 
 import tomllib
@@ -28,3 +29,27 @@ def test_ci_runs_the_readme_test_command():
     readme = (ROOT / "README.md").read_text()
     assert "make test" in readme
     assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def _dry_run(*args: str) -> str:
+    done = subprocess.run(["make", "-n", "-C", str(ROOT), *args], capture_output=True, text=True, check=True)
+    return done.stdout
+
+
+def _planned_runs(plan: str) -> list[str]:
+    return re.search(r"for run in ([^;]*);", plan).group(1).split()
+
+
+def test_key_draws_default_is_three_keys_of_one_new_split_pooled_with_the_reproduce_run(tmp_path):
+    data = tmp_path / "my_xrays"  # no results of this run exist: nothing to pool
+    plan = _dry_run("key_draws", f"DATA={data}")
+    assert _planned_runs(plan) == ["_key1_split1", "_key2_split1", "_key3_split1"]
+    assert "earlier_draw_runs" not in plan
+    # a run of make reproduce on the same folder name (committed here) is pooled in as split seed 0
+    reproduced = next(ROOT.glob("results/03_*_summary.csv")).name.removeprefix("03_").removesuffix("_summary.csv")
+    plan = _dry_run("key_draws", f"DATA={tmp_path / reproduced}")
+    assert f"-p earlier_draw_runs '{reproduced}'" in plan
+    # SPLITS and DRAWS still widen it; EARLIER_DRAW_RUNS replaces the default
+    plan = _dry_run("key_draws", f"DATA={data}", "DRAWS=2", "SPLITS=2", "EARLIER_DRAW_RUNS=old_a old_b")
+    assert _planned_runs(plan) == ["_key1_split1", "_key2_split1", "_key1_split2", "_key2_split2"]
+    assert "-p earlier_draw_runs 'old_a old_b'" in plan

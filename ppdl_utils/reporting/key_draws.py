@@ -81,6 +81,11 @@ def distribution(draws: pd.DataFrame) -> pd.DataFrame:
     return draws.groupby("label", sort=False).apply(summary, include_groups=False).loc[order]
 
 
+def bare_models(draws: pd.DataFrame) -> pd.DataFrame:
+    """The rows of deterministic models without the seriation-started input layer (no plain)."""
+    return draws[~draws["label"].str.contains(r"\+|plain")]
+
+
 def spread_predicts_accuracy(draws: pd.DataFrame) -> pd.DataFrame:
     """Per regime (bare models): Spearman correlation across draws between each rendering statistic
     and the test accuracy (negative for ``merge_spread`` means: the more distant the merged gray
@@ -93,7 +98,7 @@ def spread_predicts_accuracy(draws: pd.DataFrame) -> pd.DataFrame:
         return {f"rho({s}, accuracy)": group[s].corr(group[target], method="spearman")
                 if group[s].nunique() > 1 else np.nan for s in stats} | {"draws": len(group)}
 
-    bare = draws[~draws["label"].str.contains(r"\+|plain")]
+    bare = bare_models(draws)
     for label, group in bare.groupby("label", sort=False):
         rows[label] = rho(group, "test_accuracy")
     if bare["label"].nunique() > 1:  # a few draws per regime say little; pooled, the gap to plain is comparable
