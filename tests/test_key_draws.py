@@ -12,8 +12,13 @@ import pytest
 from scipy.stats import spearmanr
 
 from ppdl_utils.records import EvaluationSummary, RecordError, RunRecord, TrainSummary
-from ppdl_utils.reporting.key_draws import (bare_models, collect_draws, distribution, plot_draws,
-                                            spread_predicts_accuracy)
+from ppdl_utils.reporting.key_draws import (
+    bare_models,
+    collect_draws,
+    distribution,
+    plot_draws,
+    spread_predicts_accuracy,
+)
 
 NAMES = ["a", "b"]
 
