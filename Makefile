@@ -90,7 +90,7 @@ budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of pl
 # split seed outermost: a partial run has every key of the first split (the key spread) first.
 # EARLIER_DRAW_RUNS: whole run names of earlier runs of the same recipe, pooled in (notebook 04 checks the
 # recipe); by default make reproduce's run on the same DATA (split seed 0, its own key) when it exists, so
-# the default 3 keys x 1 new split (19 models, under 2 h here) gives every regime 4 keys over 2 split seeds
+# the default 3 keys x 1 new split (19 models, about 2 h here) gives every regime 4 keys over 2 split seeds
 EARLIER_DRAW_RUNS ?= $(if $(wildcard results/03_$(RUN)_summary.csv),$(RUN))
 KEY_DRAW_RUNS := $(foreach s,$(shell seq 1 $(SPLITS)),$(foreach k,$(shell seq 1 $(DRAWS)),_key$(k)_split$(s)))
 key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS new splits, pooled with make reproduce's (DATA=...)
