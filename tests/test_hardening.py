@@ -426,3 +426,34 @@ def test_decryption_of_foreign_types_is_a_ciphertext_error(other_key, lwe_key):
                  lambda: lwe.decrypt(lwe_key, np.zeros(3))):
         with pytest.raises(CiphertextError):
             call()
+
+
+def _key_in_child(keys_dir: str, start, out) -> None:
+    """A separate process asking for the project key, as a notebook of `make -j2 all` does."""
+    start.wait()
+    try:
+        key = keyfiles.load_or_create_private_key(keys_dir, 1024)
+        out.put(("ok", key.p, key.q))
+    except Exception as exc:  # reported to the parent, which fails the test with it
+        out.put(("error", repr(exc), None))
+
+
+def test_concurrent_processes_end_with_one_identical_key(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")  # real processes, as separate notebook kernels are
+    start, out = context.Event(), context.Queue()
+    keys = tmp_path / "keys"  # does not exist yet: the first process creates it
+    workers = [context.Process(target=_key_in_child, args=(str(keys), start, out)) for _ in range(4)]
+    for worker in workers:
+        worker.start()
+    start.set()
+    answers = [out.get(timeout=120) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+    assert [a[0] for a in answers] == ["ok"] * 4, answers
+    assert len({(p, q) for _, p, q in answers}) == 1
+    on_disk = keyfiles.load_private_key(keys / "paillier_1024.private.json")
+    assert (on_disk.p, on_disk.q) == answers[0][1:]
+    assert keyfiles.load_public_key(keys / "paillier_1024.public.json").n == on_disk.n
+    assert not list(keys.glob(".*.tmp"))

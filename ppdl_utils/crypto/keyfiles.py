@@ -15,11 +15,13 @@ secrets of the run are recorded next to the keys for the output scan.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -263,23 +265,50 @@ def load_private_key(path: "str | Path") -> PaillierPrivateKey:
     return key
 
 
+@contextmanager
+def _folder_lock(folder: Path, name: str):
+    """An exclusive advisory lock (flock) on ``folder/.<name>.lock``, held by one process at a time.
+
+    The lock file is never removed: removing it would let a late process lock a new inode while
+    an early one still holds the old.  The kernel frees the lock when its holder dies.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    lock_path = folder / f".{name}.lock"
+    _refuse_odd_target(lock_path, "key lock file")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    except OSError as exc:
+        raise KeyFileError(f"key lock file {lock_path} cannot be opened: {exc.strerror}") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
 def load_or_create_private_key(keys_dir: "str | Path", bits: int) -> PaillierPrivateKey:
     """The project's key of this size: loaded from keys_dir if present, else generated and saved,
-    so that encrypted datasets cached under its fingerprint stay valid between runs."""
-    private_path = Path(keys_dir) / f"paillier_{bits}.private.json"
-    if private_path.parent.is_dir():
-        remove_stale_temp_files(private_path.parent, private_path.name)
-    if private_path.exists() or private_path.is_symlink():
-        key = load_private_key(private_path)
-        if key.public.bits != bits:
-            raise KeyFileError(f"key file {private_path} holds a {key.public.bits}-bit key, not {bits} bits")
-        return key
-    key = generate_keypair(bits)
-    try:
+    so that encrypted datasets cached under its fingerprint stay valid between runs.
+
+    Safe under concurrent processes (``make -j``): the check and the creation happen under one
+    exclusive lock of the folder, so exactly one process generates the key and every other one
+    waits for it and loads the same key; the public file is written before the lock is released.
+    """
+    keys_dir = Path(keys_dir)
+    if keys_dir.exists() and not keys_dir.is_dir():
+        raise KeyFileError(f"keys_dir {keys_dir} is a file, not a folder for key files")
+    private_path = keys_dir / f"paillier_{bits}.private.json"
+    with _folder_lock(keys_dir, private_path.name):
+        remove_stale_temp_files(keys_dir, private_path.name)
+        if private_path.exists() or private_path.is_symlink():
+            key = load_private_key(private_path)
+            if key.public.bits != bits:
+                raise KeyFileError(f"key file {private_path} holds a {key.public.bits}-bit key, not {bits} bits")
+            public_path = keys_dir / f"paillier_{bits}.public.json"
+            if not public_path.exists():  # a writer killed between the two files
+                save_public_key(key.public, public_path)
+            return key
+        key = generate_keypair(bits)
         save_private_key(key, private_path)
-    except KeyFileError:
-        if private_path.is_file() and not private_path.is_symlink():  # another process won the race
-            return load_private_key(private_path)
-        raise
-    save_public_key(key.public, Path(keys_dir) / f"paillier_{bits}.public.json")
-    return key
+        save_public_key(key.public, keys_dir / f"paillier_{bits}.public.json")
+        return key
