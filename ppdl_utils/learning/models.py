@@ -201,3 +201,27 @@ def build_backbone(input_size: int, weights: str, alpha: float = 1.0) -> keras.M
                                           include_top=False, weights=None, pooling="avg")
     _load_base_weights(base, str(weights), alpha)
     return base
+
+
+#: MobileNetV2 layers pooled by the multi-block extractor: two expansion outputs (after ReLU6), the last
+#: bottleneck and the final activation -> 192 + 576 + 320 + 1280 = 2,368 features at alpha 1.0.
+MULTIBLOCK_LAYERS = ("block_6_expand_relu", "block_13_expand_relu", "block_16_project_BN", "out_relu")
+
+
+def build_multiblock_extractor(input_size: int, weights: str, layers: tuple[str, ...] = MULTIBLOCK_LAYERS
+                               ) -> keras.Model:
+    """The public ImageNet MobileNetV2, frozen, with the global average of several blocks concatenated.
+
+    Earlier blocks keep texture and local contrast that the last block has pooled away; on X-rays a
+    linear model on the concatenation separates the classes better than on the last block alone.
+    """
+    base = keras.applications.MobileNetV2(input_shape=(int(input_size), int(input_size), 3), alpha=1.0,
+                                          include_top=False, weights=None)
+    _load_base_weights(base, str(weights), 1.0)
+    names = {layer.name for layer in base.layers}
+    unknown = [name for name in layers if name not in names]
+    if unknown:
+        raise WeightsError(f"layers {unknown} are not layers of MobileNetV2 (alpha 1.0)")
+    pooled = [keras.layers.GlobalAveragePooling2D(name=f"pool_{name}")(base.get_layer(name).output)
+              for name in layers]
+    return keras.Model(base.input, keras.layers.Concatenate(name="features")(pooled), name="multiblock")
