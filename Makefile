@@ -32,7 +32,7 @@ CHECKED_PARAMS = $(if $(PARAMFILE),-f $(abspath $(PARAMFILE))) $(PARAMS)
 PAPERMILL_PARAMS = -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(if $(SUFFIX),-p run_suffix $(SUFFIX)) $(CHECKED_PARAMS)
 
-.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws $(STEMS)
+.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws private_pipeline $(STEMS)
 .DEFAULT_GOAL := help
 
 help:  ## this list
@@ -63,6 +63,7 @@ $(call EXECUTED,04_results): $(call EXECUTED,03_training)
 $(call EXECUTED,06_attacks): $(call EXECUTED,03_training)
 $(call EXECUTED,08_privacy_ladder): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks) \
 	$(call EXECUTED,07_private_inference)
+$(call EXECUTED,10_private_pipeline): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks)
 
 $(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)
 	@mkdir -p $(BUILD) figures results
@@ -106,6 +107,20 @@ key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS new
 		$(if $(EARLIER_DRAW_RUNS),-p earlier_draw_runs '$(EARLIER_DRAW_RUNS)')"
 
 table_draws: key_draws  ## (old name) see key_draws
+
+# The private pipeline over split seeds 0-2 (params/private_pipeline.yaml).  It compares with notebook 03's plain
+# model of each split: split seed 0 is make reproduce's run (needed first); the plain models of split seeds 1-2
+# are trained here when neither this target nor make key_draws made them (about 5-8 min each on 2 cores).
+private_pipeline: $(STAMP)  ## a head trained and run on ciphertexts only, split seeds 0-2, beside the plain model (DATA=...)
+	@test -n "$(DATA)" || { echo "make private_pipeline needs DATA=path/to/class-folders"; exit 2; }
+	@test -f results/03_$(RUN)_plain_predictions.csv || { echo "make private_pipeline: run make reproduce DATA=$(DATA) first (the plain model of split seed 0)"; exit 2; }
+	for s in 1 2; do \
+		[ -f results/03_$(RUN)_key1_split$${s}_plain_predictions.csv ] || [ -f results/03_$(RUN)_plain_split$${s}_plain_predictions.csv ] \
+		|| $(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_plain_split$$s PARAMFILE=params/plain.yaml \
+			PARAMS="-p split_seed $$s" || exit 1; \
+	done
+	$(MAKE) 10_private_pipeline -o $(BUILD)/03_training_$(RUN).ipynb -o $(BUILD)/06_attacks_$(RUN).ipynb DATA=$(DATA) \
+		WEIGHTS=$(WEIGHTS) PARAMFILE=params/private_pipeline.yaml
 
 test: $(STAMP)  ## the whole test suite (what CI runs): unit tests, lint, every notebook with tiny parameters
 	$(BIN)/python -m pytest -q

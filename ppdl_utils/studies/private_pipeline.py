@@ -182,3 +182,49 @@ def cost_against_n(features: np.ndarray, labels: np.ndarray, n_classes: int, ext
                      "client_s_per_step": oracle.log.client_cpu_s / steps,
                      "bytes_per_step": (oracle.log.bytes_up + oracle.log.bytes_down) / steps})
     return pd.DataFrame(rows)
+
+
+def client_features(images: np.ndarray, hashes: list[str], weights: "str | Path | None", cache_dir: "str | None",
+                    grid: int = 16) -> tuple[np.ndarray, str, str]:
+    """The client's features in the clear: multi-block ImageNet MobileNetV2 when weights are given, else
+    block-mean pixels (the offline synthetic default).  Returns (features, extractor fingerprint, description)."""
+    from ppdl_utils.learning.features import cached_multiblock_features, pixel_features
+
+    if weights:
+        features, fingerprint = cached_multiblock_features(images, hashes, weights, cache_dir)
+        return features, fingerprint, (f"ImageNet MobileNetV2 (public, frozen), blocks 6/13/16/last pooled, "
+                                       f"{images.shape[1]} px, d = {features.shape[1]}")
+    features = pixel_features(images, grid)
+    return features, f"pixels-{grid}x{grid}-{images.shape[1]}px", f"block-mean pixels, d = {features.shape[1]}"
+
+
+def plain_run_for(results_dir: "str | Path", run: str, split_seed: int) -> str | None:
+    """Notebook 03's run holding the plain model of ``split_seed``: ``run`` itself for seed 0, else
+    ``run_plain_split<s>`` (make private_pipeline trains it) or the key-draw run ``run_key1_split<s>``."""
+    candidates = [run] if split_seed == 0 else [f"{run}_plain_split{split_seed}", f"{run}_key1_split{split_seed}"]
+    for candidate in candidates:
+        if (Path(results_dir) / f"03_{candidate}_plain_predictions.csv").is_file():
+            return candidate
+    return None
+
+
+def run_study(dataset_name: str, features: np.ndarray, labels: np.ndarray, hashes: list[str], n_classes: int,
+              extractor: str, split_seeds: list[int], plain_runs: "dict[int, str | None]", results_dir: "str | Path",
+              l2: float = 1e-2, max_steps: int = 60, progress: bool = True) -> pd.DataFrame:
+    """:func:`run_split` for every split seed; the plain model's predictions come from notebook 03's run
+    ``plain_runs[seed]`` (None or a missing file: the plain columns stay empty, and the table says so)."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for seed in tqdm(split_seeds, desc="split seeds", disable=not progress):
+        split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=seed)
+        plain = None
+        run = plain_runs.get(seed)
+        if run:
+            try:
+                plain = plain_predictions(results_dir, run, labels[split["test"]])
+            except DataError as missing:
+                print(f"split seed {seed}: {missing}")
+        results.append(run_split(dataset_name, features, labels, hashes, n_classes, extractor, seed, plain,
+                                 l2=l2, max_steps=max_steps, progress=progress))
+    return as_frame(results)
