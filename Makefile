@@ -32,7 +32,7 @@ CHECKED_PARAMS = $(if $(PARAMFILE),-f $(abspath $(PARAMFILE))) $(PARAMS)
 PAPERMILL_PARAMS = -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(if $(SUFFIX),-p run_suffix $(SUFFIX)) $(CHECKED_PARAMS)
 
-.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws $(STEMS)
+.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws docs $(STEMS)
 .DEFAULT_GOAL := help
 
 help:  ## this list
@@ -47,12 +47,12 @@ all:  ## every notebook on the embedded synthetic default (offline), JOBS=2 at a
 
 notebooks: $(STEMS)
 
-venv: $(STAMP)  ## create ./venv and install the package with its test extras
+venv: $(STAMP)  ## create ./venv and install the package with its test and docs extras
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
 # one phony name per notebook -> its executed copy for this run
@@ -120,6 +120,14 @@ bench: $(STAMP)  ## the benchmarks in bench/ (Paillier speed, private inference,
 	$(BIN)/python bench/bench_paillier.py
 	$(BIN)/python bench/bench_private_inference.py
 	$(BIN)/python bench/bench_schemes.py
+
+# the site publishes the executed notebooks of one run (make all writes build/notebooks/*_synthetic.ipynb);
+# a notebook not executed for that run gets a page that says how to produce it
+DOCS_RUN ?= synthetic
+docs: $(STAMP)  ## render the results tables into README.md and docs/, build the static site into build/site/
+	$(BIN)/python -m ppdl_utils.reporting.site render
+	$(BIN)/python -m ppdl_utils.reporting.site build --run $(DOCS_RUN)
+	@echo "open build/site/index.html (file://, no server needed)"
 
 clean:  ## remove build/ (executed notebooks); figures/ and results/ are kept
 	rm -rf build
