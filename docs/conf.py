@@ -32,3 +32,5 @@ html_static_path = []
 html_copy_source = False
 html_show_sourcelink = False
 html_last_updated_fmt = None
+# an explicit colour mode: the theme's script otherwise stores an empty one, which it reports as an error
+html_context = {"default_mode": "light"}
