@@ -16,8 +16,8 @@ def test_environment_yml_installs_exactly_this_package():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
     pip_deps = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
-    assert pip_deps == [["-e .[test]"]], "environment.yml must install this package through pip only"
-    assert "test" in pyproject["project"]["optional-dependencies"]
+    assert pip_deps == [["-e .[test,docs]"]], "environment.yml must install this package through pip only"
+    assert {"test", "docs"} <= set(pyproject["project"]["optional-dependencies"])
     assert sorted(d.split("=")[0] for d in conda_deps) == ["pip", "python"], \
         f"dependencies belong in pyproject.toml, not environment.yml: {conda_deps}"
     python = re.search(r"python=(\d+)\.(\d+)", " ".join(conda_deps))

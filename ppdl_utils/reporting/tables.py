@@ -109,11 +109,6 @@ def overview(results: Path, run: str, command: str) -> str:
 for _key, (_run, _command) in REPRODUCE.items():
     _table(f"{_key}_overview")(lambda results, run=_run, command=_command: overview(results, run, command))
 
-_table("covid2_recipe_seriation")(lambda results: overview(
-    results, "covid19_radiography_2class_recipe_seriation",
-    "make 03_training 04_results DATA=../shared/data/covid19_radiography_2class SUFFIX=_recipe_seriation "
-    "PARAMS=\"-y 'regimes: []' -p input_table_init seriation\""))
-
 
 @_table("covid2_budget")
 def budget(results: Path) -> str:
