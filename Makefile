@@ -23,8 +23,10 @@ STAMP := $(VENV)/.installed
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STEMS := $(basename $(notdir $(NOTEBOOKS)))
-# the run name, as ppdl_utils.config.run_name computes it inside the notebooks
-RUN := $(if $(DATA),$(notdir $(patsubst %/,%,$(basename $(DATA)))),synthetic)$(if $(filter 1,$(QUICK)),_quick)$(SUFFIX)
+# the run name: ppdl_utils.config.run_name, the function the notebooks name their outputs with (it needs
+# only the standard library, so the system python answers before ./venv exists)
+RUN := $(shell $(PYTHON) -m ppdl_utils.config run-name --data '$(DATA)' --quick '$(QUICK)' --suffix '$(SUFFIX)')
+$(if $(RUN),,$(error cannot compute the run name: $(PYTHON) -m ppdl_utils.config run-name failed))
 EXECUTED = $(BUILD)/$(1)_$(RUN).ipynb
 # DATA, WEIGHTS and SUFFIX go to every notebook (one that lacks the parameter ignores it);
 # what PARAMFILE and PARAMS set must exist in the notebook, or the run stops before it starts
