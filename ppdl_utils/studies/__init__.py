@@ -1,0 +1,4 @@
+"""Studies: whole experiments run through the lower layers, called by the notebooks and bench/ alike.
+
+``regimes``  the regime study: encrypt each regime once, build the same network, train, test, record
+"""
