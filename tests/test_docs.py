@@ -81,8 +81,10 @@ def test_stage_publishes_executed_notebooks_and_placeholders(tmp_path):
     widget = {"output_type": "display_data", "metadata": {},
               "data": {site.WIDGET_MIME: {"model_id": "abc", "version_major": 2, "version_minor": 0},
                        "text/plain": "VBox(children=(IntText(value=1),))"}}
+    progress = {"output_type": "display_data", "metadata": {},
+                "data": {site.WIDGET_MIME: {"model_id": "bar"}, "text/plain": "encrypting:  50%|#####| 2/4"}}
     notebook = {"cells": [{"cell_type": "code", "source": "w", "metadata": {}, "execution_count": 1,
-                           "outputs": [widget]}],
+                           "outputs": [widget, progress]}],
                 "metadata": {"widgets": {"application/vnd.jupyter.widget-state+json": {}}},
                 "nbformat": 4, "nbformat_minor": 5}
     (executed / "01_key_generation_fixture.ipynb").write_text(json.dumps(notebook))
@@ -92,6 +94,7 @@ def test_stage_publishes_executed_notebooks_and_placeholders(tmp_path):
     outputs = page["cells"][0]["outputs"]
     assert site.WIDGET_MIME not in outputs[1]["data"] and "VBox" in outputs[1]["data"]["text/plain"]
     assert "needs a running kernel" in outputs[0]["data"]["text/markdown"]
+    assert len(outputs) == 3 and outputs[2]["data"] == {"text/plain": "encrypting:  50%|#####| 2/4"}  # no note
     assert "widgets" not in page["metadata"]
     placeholder = (tmp_path / "src" / "notebooks" / "03_training.md").read_text()
     assert "make 03_training" in placeholder and "03_training_fixture.ipynb" in placeholder

@@ -87,6 +87,11 @@ def stale_blocks(root: Path = REPO_ROOT) -> list[Stale]:
 
 # --- the Sphinx build ---------------------------------------------------------------------------------
 
+def _is_progress_bar(data: dict) -> bool:
+    text = data.get("text/plain", "")
+    return "%|" in ("".join(text) if isinstance(text, list) else text)
+
+
 def _note_widgets(notebook: dict) -> dict:
     """Widget outputs keep their text form, preceded by a note that they need a kernel (the site loads no
     widget JavaScript: nothing may come from a CDN)."""
@@ -96,8 +101,9 @@ def _note_widgets(notebook: dict) -> dict:
             data = output.get("data", {})
             if WIDGET_MIME in data:
                 data.pop(WIDGET_MIME)
-                outputs.append({"output_type": "display_data", "metadata": {},
-                                "data": {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE}})
+                if not _is_progress_bar(data):  # a tqdm bar's text form says all it said
+                    outputs.append({"output_type": "display_data", "metadata": {},
+                                    "data": {"text/markdown": WIDGET_NOTE, "text/plain": WIDGET_NOTE}})
             outputs.append(output)
         if "outputs" in cell:
             cell["outputs"] = outputs
