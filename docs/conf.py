@@ -9,7 +9,7 @@ copyright = "ppdl contributors, MIT licence"
 
 extensions = ["myst_nb"]
 source_suffix = {".md": "myst-nb", ".ipynb": "myst-nb"}
-exclude_patterns = ["_build", "**.ipynb_checkpoints", "SECURITY.md"]  # SECURITY.md: included, not a page
+exclude_patterns = ["_build", "**.ipynb_checkpoints"]
 root_doc = "index"
 
 # notebooks are the executed copies that `make all` wrote; the docs build never runs a kernel

@@ -90,11 +90,11 @@ def test_stage_publishes_executed_notebooks_and_placeholders(tmp_path):
     (executed / "01_key_generation_fixture.ipynb").write_text(json.dumps(notebook))
     missing = site.stage(ROOT, tmp_path / "src", "fixture", executed)
     assert "01_key_generation" not in missing and "03_training" in missing
-    page = json.loads((tmp_path / "src" / "notebooks" / "01_key_generation.ipynb").read_text())
+    page = json.loads((tmp_path / "src" / "docs" / "notebooks" / "01_key_generation.ipynb").read_text())
     outputs = page["cells"][0]["outputs"]
     assert site.WIDGET_MIME not in outputs[1]["data"] and "VBox" in outputs[1]["data"]["text/plain"]
     assert "needs a running kernel" in outputs[0]["data"]["text/markdown"]
     assert len(outputs) == 3 and outputs[2]["data"] == {"text/plain": "encrypting:  50%|#####| 2/4"}  # no note
     assert "widgets" not in page["metadata"]
-    placeholder = (tmp_path / "src" / "notebooks" / "03_training.md").read_text()
+    placeholder = (tmp_path / "src" / "docs" / "notebooks" / "03_training.md").read_text()
     assert "make 03_training" in placeholder and "03_training_fixture.ipynb" in placeholder

@@ -8,7 +8,7 @@
 ``render`` rewrites the blocks between ``<!-- BEGIN generated: NAME -->`` and ``<!-- END generated -->``
 in README.md and every page under docs/ (see :mod:`ppdl_utils.reporting.tables`); ``check`` reports
 the blocks that differ from what the results files give (the test suite runs it).  ``build`` copies
-docs/ and figures/ into ``build/docs_src/`` together with the executed notebooks
+docs/, figures/ and SECURITY.md into ``build/docs_src/`` together with the executed notebooks
 ``build/notebooks/<notebook>_<run>.ipynb`` (run ``synthetic`` by default: what ``make all`` writes), a
 placeholder page for each notebook not executed yet, and builds ``build/site/`` with Sphinx: static
 HTML that opens from the file system, with nothing fetched from the network.
@@ -112,20 +112,21 @@ def _note_widgets(notebook: dict) -> dict:
 
 
 def stage(root: Path, staging: Path, run: str = "synthetic", executed_dir: Path | None = None) -> list[str]:
-    """docs/ and figures/ copied to `staging`, with each notebook's executed copy for `run` from
-    `executed_dir` (default ``build/notebooks``) or a placeholder page; returns the notebooks that were
-    not executed."""
+    """The site's sources under `staging`, laid out as in the repository (``docs/``, ``figures/``,
+    ``SECURITY.md``, so that the pages' relative paths hold in both), with each notebook's executed copy
+    for `run` from `executed_dir` (default ``build/notebooks``) or a placeholder page in
+    ``docs/notebooks/``; returns the notebooks that were not executed."""
     executed_dir = executed_dir or root / "build" / "notebooks"
     if staging.exists():
         shutil.rmtree(staging)
-    shutil.copytree(root / "docs", staging)
+    shutil.copytree(root / "docs", staging / "docs")
     shutil.copy2(root / "SECURITY.md", staging / "SECURITY.md")  # included by explanations/security.md
     if (root / "figures").is_dir():
         shutil.copytree(root / "figures", staging / "figures")
     missing = []
     for source in sorted((root / "notebooks").glob("[0-9][0-9]_*.ipynb")):
         executed = executed_dir / f"{source.stem}_{run}.ipynb"
-        target = staging / "notebooks" / source.name
+        target = staging / "docs" / "notebooks" / source.name
         if executed.is_file():
             notebook = _note_widgets(json.loads(executed.read_text()))
             target.write_text(json.dumps(notebook))
@@ -151,9 +152,9 @@ def build(root: Path = REPO_ROOT, out: Path | None = None, run: str = "synthetic
     if out.exists():
         shutil.rmtree(out)
     done = subprocess.run([sys.executable, "-m", "sphinx", "-b", "html", "-q", "-W", "--keep-going",
-                           "-d", str(staging.parent / f"{staging.name}_doctrees"), str(staging), str(out)])
+                           "-d", str(staging / "doctrees"), str(staging / "docs"), str(out)])
     if done.returncode:
-        raise SiteError(f"sphinx-build failed on {staging} (exit {done.returncode}); its messages are above")
+        raise SiteError(f"sphinx-build failed on {staging / 'docs'} (exit {done.returncode}); its messages are above")
     return out / "index.html"
 
 
