@@ -56,6 +56,14 @@ def test_a_hand_edited_table_is_stale(copy_of_the_pages):
     assert [s.name for s in site.stale_blocks(root)] == ["headline"]
 
 
+def test_quick_runs_are_never_published(copy_of_the_pages):
+    root = copy_of_the_pages
+    ladder = next((root / "results").glob("08_synthetic_privacy_ladder.csv"))
+    (root / "results" / "08_synthetic_quick_privacy_ladder.csv").write_text(ladder.read_text())
+    (root / "results" / "x_private_pipeline_quick.csv").write_text("a\n1\n")
+    assert site.stale_blocks(root) == []
+
+
 def test_a_missing_results_file_is_said_not_shown(tmp_path):
     text = tables.render("covid2_overview", tmp_path)
     assert text.startswith("*Not run yet") and "04_covid19_radiography_2class_overview.csv" in text

@@ -298,7 +298,7 @@ def _generic(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _all_matching(results: Path, pattern: str, command: str, columns: tuple[str, ...] = ()) -> str:
-    files = sorted(results.glob(pattern))
+    files = sorted(p for p in results.glob(pattern) if "_quick" not in p.name)  # quick runs are never published
     if not files:
         return f"*Not run yet: no `results/{pattern}` exists. `{command}` writes it.*"
     parts = []
