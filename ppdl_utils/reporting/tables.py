@@ -334,6 +334,42 @@ def paillier_speed(results: Path) -> str:
         f"(randomized) on {bench['cores']} cores: {bench['seconds_per_image_all_cores']:.2f} s."
 
 
+def _json(results: Path, name: str, command: str):
+    path = results / name
+    if not path.is_file():
+        raise _Missing(path, command)
+    return json.loads(path.read_text())
+
+
+@_table("private_inference_bench")
+def private_inference_bench(results: Path) -> str:
+    """``bench/bench_private_inference.py``: the same steps on random features, one core."""
+    rows = pd.DataFrame(_json(results, "bench_private_inference.json", "make bench"))
+    return markdown(pd.DataFrame({
+        "scheme": rows["scheme"], "features": rows["features"], "images": rows["images"],
+        "mismatches": rows["mismatches"], "encrypt ms": rows["client_encrypt_ms"].map(lambda v: f"{v:.2f}"),
+        "server ms": rows["server_ms"].map(lambda v: f"{v:.2f}"),
+        "decrypt ms": rows["client_decrypt_ms"].map(lambda v: f"{v:.3f}"),
+        "end to end ms": rows["end_to_end_ms"].map(lambda v: f"{v:.2f}"),
+        "bytes up / down": [f"{u:,} / {d:,}" for u, d in zip(rows["bytes_up"], rows["bytes_down"])]}))
+
+
+@_table("schemes_speed")
+def schemes_speed(results: Path) -> str:
+    """``bench/bench_schemes.py``: encryption and decryption cost of every scheme and regime, one core."""
+    bench = _json(results, "bench_schemes.json", "make bench")
+    rows = pd.DataFrame(bench["rows"])
+    table = markdown(pd.DataFrame({
+        "scheme": rows["scheme"], "regime": rows["label"],
+        "encrypt µs/element": rows["encrypt_us_per_element"].map(lambda v: f"{v:,.3g}"),
+        "decrypt µs/element": rows["decrypt_us_per_element"].map(lambda v: f"{v:,.2f}"),
+        "encrypt s/image": rows["encrypt_s_per_image"].map(lambda v: f"{v:.3g}"),
+        "decrypt s/image": rows["decrypt_s_per_image"].map(lambda v: f"{v:.3g}"),
+        "bytes per plaintext byte": rows["bytes_per_plaintext_byte"],
+        "security bits": rows["security_bits"], "post-quantum": rows["post_quantum"].map({True: "yes", False: "no"})}))
+    return f"{table}\n\n{bench['meta']['image_size']}×{bench['meta']['image_size']} images; {bench['meta']['notes']}."
+
+
 DASK_COMMAND = "venv/bin/python bench/bench_dask.py --data-dir ../shared/data/covid19_radiography_2class"
 
 
