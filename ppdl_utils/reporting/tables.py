@@ -126,7 +126,7 @@ def budget(results: Path) -> str:
             label = model if "input_table" not in model else f"{model} ({what})"
             rows.append({"model": label, **{str(b): _pct(test.get(b, np.nan)) if b <= len(test) else ""
                                             for b in budgets}})
-    return markdown(pd.DataFrame(rows).rename(columns={str(b): f"{b} epochs" for b in budgets}))
+    return markdown(pd.DataFrame(rows).rename(columns={str(b): f"{b} epoch{'s' * (b > 1)}" for b in budgets}))
 
 
 @_table("covid3_comparison")
