@@ -23,8 +23,10 @@ STAMP := $(VENV)/.installed
 
 NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 STEMS := $(basename $(notdir $(NOTEBOOKS)))
-# the run name, as ppdl_utils.config.run_name computes it inside the notebooks
-RUN := $(if $(DATA),$(notdir $(patsubst %/,%,$(basename $(DATA)))),synthetic)$(if $(filter 1,$(QUICK)),_quick)$(SUFFIX)
+# the run name: ppdl_utils.config.run_name, the function the notebooks name their outputs with (it needs
+# only the standard library, so the system python answers before ./venv exists)
+RUN := $(shell $(PYTHON) -m ppdl_utils.config run-name --data '$(DATA)' --quick '$(QUICK)' --suffix '$(SUFFIX)')
+$(if $(RUN),,$(error cannot compute the run name: $(PYTHON) -m ppdl_utils.config run-name failed))
 EXECUTED = $(BUILD)/$(1)_$(RUN).ipynb
 # DATA, WEIGHTS and SUFFIX go to every notebook (one that lacks the parameter ignores it);
 # what PARAMFILE and PARAMS set must exist in the notebook, or the run stops before it starts
@@ -32,7 +34,8 @@ CHECKED_PARAMS = $(if $(PARAMFILE),-f $(abspath $(PARAMFILE))) $(PARAMS)
 PAPERMILL_PARAMS = -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(if $(SUFFIX),-p run_suffix $(SUFFIX)) $(CHECKED_PARAMS)
 
-.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws private_pipeline $(STEMS)
+.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws private_pipeline docs \
+	$(STEMS)
 .DEFAULT_GOAL := help
 
 help:  ## this list
@@ -47,12 +50,12 @@ all:  ## every notebook on the embedded synthetic default (offline), JOBS=2 at a
 
 notebooks: $(STEMS)
 
-venv: $(STAMP)  ## create ./venv and install the package with its test extras
+venv: $(STAMP)  ## create ./venv and install the package with its test and docs extras
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,docs]'
 	touch $@
 
 # one phony name per notebook -> its executed copy for this run
@@ -135,6 +138,14 @@ bench: $(STAMP)  ## the benchmarks in bench/ (Paillier speed, private inference,
 	$(BIN)/python bench/bench_paillier.py
 	$(BIN)/python bench/bench_private_inference.py
 	$(BIN)/python bench/bench_schemes.py
+
+# the site publishes the executed notebooks of one run (make all writes build/notebooks/*_synthetic.ipynb);
+# a notebook not executed for that run gets a page that says how to produce it
+DOCS_RUN ?= synthetic
+docs: $(STAMP)  ## render the results tables into README.md and docs/, build the static site into build/site/
+	$(BIN)/python -m ppdl_utils.reporting.site render
+	$(BIN)/python -m ppdl_utils.reporting.site build --run $(DOCS_RUN)
+	@echo "open build/site/index.html (file://, no server needed)"
 
 clean:  ## remove build/ (executed notebooks); figures/ and results/ are kept
 	rm -rf build

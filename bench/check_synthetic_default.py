@@ -1,11 +1,11 @@
-"""Does the embedded synthetic default show the study's finding?  (issue 11, item 1)
+"""Does the embedded synthetic default show the study's finding?
 
 For each seed: generate the default chest-X-ray-like set, split it 80/10/10 (stratified, leakage
-free), encrypt it under a fresh 2048-bit Paillier key in every regime with the package's own
-:class:`~ppdl_utils.images.encryption.ImageEncryptor` (rendered ``c mod 256``, as notebook 03),
-and train the small CNN the notebooks use without ImageNet weights on each regime, plus the
-deterministic regimes again with a learnable input table started by the ciphertext-only
-seriation estimate.  Prints test accuracy per regime and seed, and the targets:
+free), and run notebook 03's regime study (:mod:`ppdl_utils.studies.regimes`) on it: encrypt it
+under a fresh 2048-bit Paillier key in every regime (rendered ``c mod 256``) and train the small CNN
+the notebooks use without ImageNet weights on each regime, plus the deterministic regimes again
+with a learnable input table started by the ciphertext-only seriation estimate.  Prints test
+accuracy per regime and seed, and the targets:
 
 * plain >= 90%;
 * every deterministic regime (table, fixed_r, r_one) >= chance + 25 points;
@@ -31,15 +31,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from ppdl_utils.crypto.paillier import generate_keypair  # noqa: E402
 from ppdl_utils.data.splits import stratified_split  # noqa: E402
 from ppdl_utils.data.synthetic import make_chest_xray_like  # noqa: E402
-from ppdl_utils.images.encryption import ImageEncryptor  # noqa: E402
-from ppdl_utils.learning import models, training  # noqa: E402
-from ppdl_utils.learning.input_table import input_table_init  # noqa: E402
+from ppdl_utils.studies import regimes as study  # noqa: E402
 
 DETERMINISTIC = ("table", "fixed_r", "r_one")
 REGIMES = ("plain", *DETERMINISTIC, "randomized")
@@ -62,53 +59,30 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def encrypt_regimes(images: np.ndarray, labels: np.ndarray, split: dict, regimes: list[str], args,
-                    seed: int) -> dict[str, tuple[np.ndarray, np.ndarray, dict]]:
-    """{regime: (images the model sees, their labels, their split)} under one fresh key."""
-    key = generate_keypair(args.key_bits)  # a new key per seed; never printed or saved
-    out = {"plain": (images, labels, split)}
-    for regime in regimes:
-        if regime == "plain" or (regime == "randomized" and not args.randomized_per_class):
-            continue
-        part = training.cap_split(split, labels, args.randomized_per_class, seed) \
-            if regime == "randomized" else split
-        idx = np.sort(np.concatenate(list(part.values())))
-        start = time.perf_counter()
-        cipher = ImageEncryptor(key, regime).encrypt_rendered(images[idx], progress=False)
-        print(f"  seed {seed}: encrypted {len(idx)} images ({regime}) in {time.perf_counter() - start:.1f} s",
-              flush=True)
-        out[regime] = (cipher, labels[idx], {k: np.searchsorted(idx, v) for k, v in part.items()})
-    return out
-
-
-def train_one(images: np.ndarray, labels: np.ndarray, split: dict, n_classes: int, args, seed: int,
-              table_start: bool) -> float:
-    """Test accuracy of the small CNN (best validation epoch restored), optionally with a learnable
-    input table started by the ciphertext-only seriation estimate."""
-    training.set_seed(seed)
-    init = input_table_init("seriation", images[split["train"]]) if table_start else None
-    model = models.build_small_cnn(images.shape[1], n_classes, learnable_input_table=table_start,
-                                   input_table_init=init)
-    _, evaluation = training.fit_and_test(model, images, labels, split, args.epochs, lr=args.lr,
-                                          batch_size=args.batch_size, seed=seed, verbose=False)
-    return float(evaluation["accuracy"])
-
-
 def run_seed(seed: int, args) -> list[dict]:
+    """Every model of the regime study on one seed's synthetic set, under a fresh key (never printed or saved)."""
     start = time.perf_counter()
     ds = make_chest_xray_like(n_per_class=args.n_per_class, size=args.size, seed=seed)
     split = stratified_split(ds.labels, ds.hashes, fractions=(0.8, 0.1, 0.1), seed=seed)
-    data = encrypt_regimes(ds.images, ds.labels, split, args.regimes, args, seed)
-    jobs = [(r, r, False) for r in args.regimes if r in data]
-    if not args.no_input_table:
-        jobs += [(f"{r}+seriation", r, True) for r in args.regimes if r in DETERMINISTIC]
+    bare = [r for r in args.regimes if r != "randomized" or args.randomized_per_class]
+    seriation = [] if args.no_input_table else [r for r in bare if r in DETERMINISTIC]
+    jobs = study.jobs(bare, seriation, table_suffix="+seriation")
+    data, encrypted = study.encrypt_regimes(ds.images, ds.labels, split, jobs,
+                                            study.direct_encryptor(generate_keypair(args.key_bits)),
+                                            args.randomized_per_class, seed, with_stats=False)
+    for row in encrypted:
+        print(f"  seed {seed}: encrypted {row['images']} images ({row['regime']}) in {row['encrypt seconds']:.1f} s",
+              flush=True)
+    recipe = study.Recipe("small_cnn", args.size, len(ds.class_names), input_table_init="seriation", seed=seed)
+    settings = dict(lr=args.lr, batch_size=args.batch_size, seed=seed, verbose=False)
     rows = []
-    for label, regime, table_start in jobs:
-        images, labels, part = data[regime]
-        accuracy = train_one(images, labels, part, len(ds.class_names), args, seed, table_start)
-        rows.append({"seed": seed, "regime": label, "test_accuracy": accuracy, "n_test": len(part["test"]),
-                     "n_classes": len(ds.class_names)})
-        print(f"  seed {seed}: {label:<20} test accuracy {accuracy:.3f} (n_test={len(part['test'])})", flush=True)
+    for job in jobs:
+        _, evaluation = study.train_and_test(job, data, recipe, args.epochs, settings)
+        n_test = len(data[job.regime_name].split["test"])
+        rows.append({"seed": seed, "regime": job.label, "test_accuracy": float(evaluation["accuracy"]),
+                     "n_test": n_test, "n_classes": len(ds.class_names)})
+        print(f"  seed {seed}: {job.label:<20} test accuracy {rows[-1]['test_accuracy']:.3f} (n_test={n_test})",
+              flush=True)
     print(f"seed {seed} done in {time.perf_counter() - start:.0f} s", flush=True)
     return rows
 

@@ -1,5 +1,5 @@
 """Rendering statistics of every key draw, measured afterwards from the encrypted cache, and whether
-they predict the accuracy across draws (issue 14: "explain the spread").
+they predict the accuracy across draws (what explains the spread).
 
     venv/bin/python bench/key_draw_rendering.py --data-dir ../shared/data/covid19_radiography_2class \\
         [--image-size 128] [--cache-dir cache/encrypted] [--draws results/04_<run>_key_draws.csv]

@@ -41,6 +41,9 @@ Foundation (top-level modules)
 
 ``analysis/`` -- measurements across schemes: ``scheme_comparison``, ``cipher_stats``, ``timing``
 ``scale/`` -- Dask: encryption of datasets and batch private inference beyond one process
-``reporting/`` -- ``reports`` (the papers' tables, figures of runs), ``key_draws``, ``ladder``, ``figures``
+``reporting/`` -- ``reports`` (the papers' tables, figures of runs), ``key_draws``, ``ladder``, ``figures``,
+    ``tables`` (every results table of the README and docs, rendered from results/), ``site`` (make docs)
+``studies/`` -- whole experiments for the notebooks and bench/: ``regimes`` (encrypt each regime, build, train,
+    record: notebook 03 and bench/check_synthetic_default.py)
 ``teaching/`` -- ipywidgets: ``widgets`` (Paillier playground, image explorer), ``ckks_widget``
 """

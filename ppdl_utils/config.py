@@ -6,10 +6,13 @@ One place decides the defaults, so that a notebook and a module never disagree:
 * the MobileNetV2 ImageNet weights are ``$PPDL_WEIGHTS`` when set, else the converted file under
   the data root;
 * a run's name carries its data source and the quick flag, so a quick or real-data run never
-  overwrites the committed synthetic outputs.
+  overwrites the committed synthetic outputs.  The Makefile asks this module for it
+  (``python -m ppdl_utils.config run-name --data DATA --quick QUICK --suffix SUFFIX``), so the
+  executed notebook's file name and the notebook's own outputs are named by one rule.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from pathlib import Path
@@ -72,3 +75,25 @@ def run_name(data_dir: "str | Path | None", quick: bool = False, suffix: str = "
     if Path(str(data_dir or "")).suffix == ".npz":
         base = _safe(Path(str(data_dir)).stem)
     return f"{base}{'_quick' if quick else ''}{_safe(suffix) if suffix else ''}"
+
+
+def is_quick(flag: "str | int | bool | None") -> bool:
+    """A quick flag as papermill or make passes it: 1/True/"1" are quick; 0, "", "0", "false", "no" are not."""
+    return str(flag if flag is not None else "").strip().lower() not in ("", "0", "false", "no")
+
+
+def main(argv: "list[str] | None" = None) -> int:
+    """``python -m ppdl_utils.config run-name --data DIR --quick 1 --suffix _x`` prints the run name."""
+    parser = argparse.ArgumentParser(prog="python -m ppdl_utils.config")
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run-name", help="the name a run's outputs are saved under (the Makefile asks here)")
+    run.add_argument("--data", default="", help="the data folder or .npz file (empty: the synthetic default)")
+    run.add_argument("--quick", default="0", help="make's QUICK (1: quick)")
+    run.add_argument("--suffix", default="", help="make's SUFFIX")
+    args = parser.parse_args(argv)
+    print(run_name(args.data or None, is_quick(args.quick), args.suffix))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

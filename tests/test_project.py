@@ -5,6 +5,7 @@ import re
 import subprocess
 from pathlib import Path
 
+import pytest
 import tomllib
 import yaml
 
@@ -16,8 +17,8 @@ def test_environment_yml_installs_exactly_this_package():
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     conda_deps = [d for d in env["dependencies"] if isinstance(d, str)]
     pip_deps = [d["pip"] for d in env["dependencies"] if isinstance(d, dict)]
-    assert pip_deps == [["-e .[test]"]], "environment.yml must install this package through pip only"
-    assert "test" in pyproject["project"]["optional-dependencies"]
+    assert pip_deps == [["-e .[test,docs]"]], "environment.yml must install this package through pip only"
+    assert {"test", "docs"} <= set(pyproject["project"]["optional-dependencies"])
     assert sorted(d.split("=")[0] for d in conda_deps) == ["pip", "python"], \
         f"dependencies belong in pyproject.toml, not environment.yml: {conda_deps}"
     python = re.search(r"python=(\d+)\.(\d+)", " ".join(conda_deps))
@@ -53,3 +54,17 @@ def test_key_draws_default_is_three_keys_of_one_new_split_pooled_with_the_reprod
     plan = _dry_run("key_draws", f"DATA={data}", "DRAWS=2", "SPLITS=2", "EARLIER_DRAW_RUNS=old_a old_b")
     assert _planned_runs(plan) == ["_key1_split1", "_key2_split1", "_key1_split2", "_key2_split2"]
     assert "-p earlier_draw_runs 'old_a old_b'" in plan
+
+
+@pytest.mark.parametrize("data, quick, suffix", [
+    ("", "0", ""), ("", "1", ""), ("covid19_radiography_2class/", "1", "_key1_split1"),
+    ("chest.xrays.v2", "0", "_draw2"), ("pneumoniamnist.npz", "0", ""), ("odd#name", "1", "_x"),
+])
+def test_make_names_an_executed_notebook_by_the_notebooks_run_name(tmp_path, data, quick, suffix):
+    """One rule: the executed copy make plans is named by ppdl_utils.config.run_name, as the notebook's outputs."""
+    from ppdl_utils.config import is_quick, run_name
+
+    path = str(tmp_path / data) if data else ""
+    plan = _dry_run("01_key_generation", f"DATA={path}", f"QUICK={quick}", f"SUFFIX={suffix}")
+    expected = run_name(path or None, is_quick(quick), suffix)
+    assert f"build/notebooks/01_key_generation_{expected}.part.ipynb" in plan, plan
