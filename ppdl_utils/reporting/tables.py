@@ -313,9 +313,112 @@ LADDER_COLUMNS = ("name", "accuracy", "accuracy_ci95", "n_test", "mismatches_vs_
                   "security", "server_learns")
 _table("ladder")(lambda results: _all_matching(results, "08_*_privacy_ladder.csv", "make 08_privacy_ladder DATA=...",
                                                LADDER_COLUMNS))
-_table("private_pipeline")(lambda results: _all_matching(
-    results, "*private_pipeline*.csv", "the private-pipeline study"))
-_table("batched_ckks")(lambda results: _all_matching(results, "*batched*.csv", "the batched CKKS study"))
+# --- notebook 10: the private pipeline; bench/bench_batched_ckks.py ----------------------------------------
+
+PIPELINE_DATASETS = (("covid19_radiography_2class", "COVID vs Normal"),
+                     ("covid19_radiography_3class", "COVID / Normal / Viral Pneumonia"))
+PIPELINE_COMMAND = "make private_pipeline DATA=../shared/data/{run}"
+
+
+def _pipeline(results: Path, run: str) -> pd.DataFrame:
+    return _read(results, f"10_{run}_private_pipeline.csv", PIPELINE_COMMAND.format(run=run))
+
+
+@_table("private_pipeline_headline")
+def private_pipeline_headline(results: Path) -> str:
+    """Mean over split seeds: plain, the private pipeline, its clear twin, the gap next to the paper's."""
+    rows = []
+    for run, name in PIPELINE_DATASETS:
+        frame = _pipeline(results, run)
+        gap = 100 * (frame["plain_accuracy"].mean() - frame["private_accuracy"].mean())
+        rows.append({"data (test split, mean over split seeds)": f"{name} ({len(frame)} seeds, "
+                                                                 f"{int(frame['n_test'].iloc[0])} test images each)",
+                     "plain MobileNetV2": _pct(frame["plain_accuracy"].mean()),
+                     "private pipeline": _pct(frame["private_accuracy"].mean()),
+                     "gap (paper: 0.9 points)": f"{gap:.1f} points",
+                     "same head trained in the clear": _pct(frame["clear_trained_accuracy"].mean()),
+                     "predictions ≠ twin": f"{int(frame['mismatches_vs_twin'].sum())} of {int(frame['n_test'].sum())}",
+                     "server CPU, training": f"{frame['server_training_cpu_s'].mean() / 60:.1f} min",
+                     "server, inference": f"{frame['inference_server_ms_per_image'].mean():.2f} ms/image"})
+    return markdown(pd.DataFrame(rows))
+
+
+@_table("private_pipeline")
+def private_pipeline(results: Path) -> str:
+    """Every split seed of every dataset, with the paired comparison against plain."""
+    parts = []
+    for run, name in PIPELINE_DATASETS:
+        frame = _pipeline(results, run)
+        rows = pd.DataFrame({
+            "split seed": frame["split_seed"],
+            "plain": frame["plain_accuracy"].map(_pct),
+            "private (95% CI)": [f"{_pct(a)} ({_pct(lo)}–{_pct(hi)})" for a, lo, hi in
+                                 zip(frame["private_accuracy"], frame["private_ci95_low"], frame["private_ci95_high"])],
+            "trained in the clear": frame["clear_trained_accuracy"].map(_pct),
+            "McNemar p vs plain": frame["mcnemar_p_vs_plain"].map(lambda v: f"{v:.2f}"),
+            "only private right / only plain right": [f"{a} / {b}" for a, b in
+                                                      zip(frame["private_only_correct"], frame["plain_only_correct"])],
+            "≠ twin": frame["mismatches_vs_twin"],
+            "smallest margin": frame["min_abs_margin"].map(lambda v: f"{v:.3f}"),
+            "steps": frame["training_steps"],
+            "server CPU training": frame["server_training_cpu_s"].map(lambda v: f"{v:.0f} s"),
+            "bytes (features up; per training)": [f"{u / 2**20:.0f} MiB; {(a + b) / 2**30:.2f} GiB" for u, a, b in
+                                                  zip(frame["features_upload_bytes"], frame["training_bytes_up"],
+                                                      frame["training_bytes_down"])],
+            "inference (server / client ms per image)": [
+                f"{s:.2f} / {c:.2f}" for s, c in zip(frame["inference_server_ms_per_image"],
+                                                      frame["inference_client_ms_per_image"])],
+        })
+        parts.append(f"**{name}** (`results/10_{run}_private_pipeline.csv`; {int(frame['n_train'].iloc[0])} "
+                     f"training images, {int(frame['n_features'].iloc[0])} features)\n\n{markdown(rows)}")
+    return "\n\n".join(parts)
+
+
+@_table("private_pipeline_cost")
+def private_pipeline_cost(results: Path) -> str:
+    """bench/bench_private_pipeline.py: one training step against n, batched inference against the batch."""
+    parts = []
+    for run, name in PIPELINE_DATASETS:
+        command = f"python bench/bench_private_pipeline.py --data ../shared/data/{run}"
+        training = _read(results, f"bench_private_pipeline_{run}_training.csv", command)
+        inference = _read(results, f"bench_private_pipeline_{run}_inference.csv", command)
+        steps = pd.DataFrame({"training images": training["n_train"],
+                              "server s per step": training["server_s_per_step"].map(lambda v: f"{v:.2f}"),
+                              "key holder s per step": training["client_s_per_step"].map(lambda v: f"{v:.2f}"),
+                              "MiB per step": (training["bytes_per_step"] / 2**20).map(lambda v: f"{v:.1f}")})
+        batches = pd.DataFrame({
+            "batch": inference["batch_size"],
+            "server ms/image": inference["amortized_server_ms_per_image"].map(lambda v: f"{v:.3f}"),
+            "client ms/image (encrypt + decrypt)": [f"{e + d:.2f}" for e, d in zip(
+                inference["client_encrypt_ms_per_image"], inference["client_decrypt_ms_per_image"])],
+            "backbone ms/image (1 thread)": inference["backbone_ms_per_image"].map(lambda v: f"{v:.0f}"),
+            "latency ms": inference["latency_ms"].map(lambda v: f"{v:.0f}"),
+            "KiB up / down per image": [f"{u / len_ / 1024:.0f} / {d / len_ / 1024:.1f}" for u, d, len_ in
+                                        zip(inference["bytes_up"], inference["bytes_down"], inference["batch_size"])],
+            "≠ twin": inference["mismatches_vs_twin"]})
+        keys = inference["evaluation_key_bytes"].iloc[0] / 2**20
+        parts.append(f"**{name}**: one training step (the encrypted logits and gradient of the whole set), "
+                     f"evaluation keys {keys:.1f} MiB\n\n{markdown(steps)}\n\nBatched inference\n\n{markdown(batches)}")
+    return "\n\n".join(parts)
+
+
+@_table("batched_ckks")
+def batched_ckks(results: Path) -> str:
+    """bench/bench_batched_ckks.py: rungs 3 and 4 over the whole test split, cost against the batch size."""
+    parts = []
+    for run, name in PIPELINE_DATASETS:
+        frame = _read(results, f"batched_{run}.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
+        rows = pd.DataFrame({
+            "rung": frame["rung"], "batch": frame["batch_size"],
+            "server ms/image": frame["amortized_ms_per_image"].map(lambda v: f"{v:.2f}"),
+            "latency s (one batch, end to end)": (frame["latency_ms"] / 1000).map(lambda v: f"{v:.1f}"),
+            "KiB up per image": (frame["bytes_up_per_image"] / 1024).map(lambda v: f"{v:.0f}"),
+            "accuracy (twin)": [f"{_pct(a)} ({_pct(t)})" for a, t in zip(frame["accuracy"], frame["twin_accuracy"])],
+            "≠ twin": [f"{m} of {n}" for m, n in zip(frame["mismatches_vs_twin"], frame["n_test"])]})
+        models = "; ".join(f"rung {r}: {m}" for r, m in
+                           frame[["rung", "model"]].drop_duplicates().itertuples(index=False))
+        parts.append(f"**{name}** ({models})\n\n{markdown(rows)}")
+    return "\n\n".join(parts)
 
 
 # --- benchmarks ---------------------------------------------------------------------------------------
