@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import matplotlib
 import matplotlib.collections
+import matplotlib.container
 
 matplotlib.use("Agg")
 
@@ -63,10 +64,12 @@ def test_point_labels_say_the_security_in_short(table):
 def test_ladder_figure_has_a_point_per_row_untimed_rows_at_the_left(table):
     fig = ladder.plot_ladder(table)
     ax = fig.axes[0]
-    points = np.concatenate([c.get_offsets() for c in ax.collections
-                             if isinstance(c, matplotlib.collections.PathCollection)])
-    assert len(points) == len(table)
+    points = np.concatenate([c[0].get_xydata() for c in ax.containers
+                             if isinstance(c, matplotlib.container.ErrorbarContainer)])
+    assert len(points) == len(table)  # one point (with its CI bar) per row
     untimed = points[np.isin(points[:, 1], table.loc[table["end_to_end_ms"].isna(), "accuracy"])]
     assert np.all(untimed[:, 0] < table["end_to_end_ms"].min())
     texts = [t.get_text() for t in ax.texts]
-    assert len(texts) == len(table) and all(ax.get_xlim()[0] < p for p in points[:, 0])
+    assert "no HE" in texts and len(ax.texts) == len(table) + 1
+    assert all(ax.get_xlim()[0] < p for p in points[:, 0])
+    assert ax.get_legend() is not None

@@ -46,7 +46,7 @@ class CNNSpec:
     image_size: int = 28
     # 8x8/4 tiles 28 px exactly (6x6 windows of 64 slots, no padding).  The first dense layer costs one
     # rotation per input (filters x windows): 3 x 36 = 108 take 2.2 s per image on one core, where
-    # 7x7/3 with 4 filters (256 inputs) took 4.2 s, for the same accuracy (bench/bench_privacy_ladder.py)
+    # 7x7/3 with 4 filters (256 inputs) took 4.2 s, for the same accuracy
     kernel: int = 8
     stride: int = 4
     n_filters: int = 3

@@ -1,0 +1,92 @@
+"""The privacy ladder's encrypted rungs on one footing: the same client features for rungs 3 and 5, every
+test image of notebook 03's split, batched CKKS.  Notebook 08 and ``bench/bench_privacy_ladder.py`` call it.
+
+* rung 3: an MLP head (dense, x², dense) owned by the server, on the client's encrypted features, batched
+  (:mod:`ppdl_utils.learning.batched_rungs`, up to 4,096 images per ciphertext);
+* rung 4: the CNN on encrypted 28-px pixels, batched the same way (no backbone: the pixels themselves);
+* rung 5: the logistic-regression head trained by the server on the encrypted features of the whole
+  training split and run on encrypted test features (:mod:`ppdl_utils.studies.private_pipeline`).
+
+Each row holds what the ladder table needs: accuracy over the whole test split (its CI is computed by
+``reporting.ladder``), the server's CPU milliseconds per image amortized over the batch, bytes per image,
+the security level and the mismatches against the plaintext twin.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ppdl_utils.crypto.ckks_columns import COLUMNS_CNN_8192, COLUMNS_MLP_8192, ColumnKeyHolder, ColumnServer
+from ppdl_utils.data.splits import stratified_split
+from ppdl_utils.learning import encrypted_cnn as rung4
+from ppdl_utils.learning import encrypted_mlp as rung3
+from ppdl_utils.learning.batched_rungs import batched_scores
+from ppdl_utils.learning.encrypted_common import FeatureRange, macro_f1
+from ppdl_utils.studies.private_pipeline import run_split
+
+__all__ = ["batched_row", "encrypted_rungs"]
+
+SECURITY_CKKS = "128-bit classical (CKKS, HE standard)"
+
+
+def batched_row(rung: int, name: str, params, model, inputs: np.ndarray, labels: np.ndarray,
+                twin_scores: np.ndarray) -> dict:
+    """Classify every input encrypted in one batch (two if more than N/2) and compare with the twin."""
+    key_holder = ColumnKeyHolder(params)
+    server = ColumnServer(params, key_holder.public_keys(), key_holder.fingerprint)
+    scores, costs = batched_scores(key_holder, server, model, inputs, min(len(inputs), params.n_slots))
+    n = len(inputs)
+    predictions = scores.argmax(axis=1)
+    return {"rung": rung, "name": f"rung {rung}: {name}", "accuracy": float((predictions == labels).mean()),
+            "n_test": n, "macro_f1": macro_f1(labels, predictions),
+            "encrypt_ms": 1000 * sum(c.client_encrypt_s for c in costs) / n,
+            "server_ms": 1000 * sum(c.server_s for c in costs) / n,
+            "decrypt_ms": 1000 * sum(c.client_decrypt_s for c in costs) / n,
+            "bytes_up": sum(c.bytes_up for c in costs) / n, "bytes_down": sum(c.bytes_down for c in costs) / n,
+            "context_bytes": len(key_holder.public_keys()), "security": SECURITY_CKKS,
+            "server_learns": "the batch size and input width; no value (RLWE)",
+            "mismatches_vs_twin": int((predictions != twin_scores.argmax(axis=1)).sum()),
+            "twin_accuracy": float((twin_scores.argmax(axis=1) == labels).mean()),
+            "batch_latency_ms": max(c.latency_ms for c in costs)}
+
+
+def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, small_images: np.ndarray,
+                    labels: np.ndarray, hashes: list[str], n_classes: int, split_seed: int = 0, mlp_hidden: int = 8,
+                    mlp_epochs: int = 30, cnn_epochs: int = 15, l2: float = 1e-2, max_steps: int = 60,
+                    seed: int = 0, progress: bool = True) -> list[dict]:
+    """Rows for rungs 3, 4 and 5 on notebook 03's split ``split_seed`` (the whole test split)."""
+    split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
+    train, test = split["train"], split["test"]
+    y_train, y_test = labels[train], labels[test]
+
+    feature_range = FeatureRange.fit(features[train])
+    # a test feature beyond the widened training range is clipped by the client (it would overflow)
+    test_scaled = feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high))
+    mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
+                                    n_classes=n_classes, epochs=mlp_epochs, seed=seed)
+    mlp = rung3.mlp_from_keras(mlp_net, feature_range)
+    rows = [batched_row(3, f"MLP head on encrypted features (hidden {mlp_hidden}), batched",
+                        COLUMNS_MLP_8192, mlp, test_scaled, y_test, rung3.plain_mlp_scores(mlp, test_scaled))]
+
+    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
+    square_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "square", epochs=cnn_epochs, seed=seed)
+    relu_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "relu", epochs=cnn_epochs, seed=seed)
+    relu_accuracy = float((relu_net.predict(small_images[test][..., None] / 255.0, verbose=0).argmax(1)
+                           == y_test).mean())
+    cnn = rung4.cnn_from_keras(square_net, spec, calibration=small_images[train])
+    row = batched_row(4, f"CNN on encrypted {spec.image_size}-px pixels, batched", COLUMNS_CNN_8192, cnn,
+                      small_images[test], y_test, rung4.plain_cnn_scores(cnn, small_images[test]))
+    row["relu_twin_accuracy"] = relu_accuracy
+    rows.append(row)
+
+    trained = run_split(dataset_name, features, labels, hashes, n_classes, extractor, split_seed, None, l2=l2,
+                        max_steps=max_steps, progress=progress)
+    rows.append({"rung": 5, "name": f"rung 5: head trained on {trained.n_train} encrypted images, run encrypted",
+                 "accuracy": trained.private_accuracy, "n_test": trained.n_test,
+                 "server_ms": trained.inference_server_ms_per_image,
+                 "encrypt_ms": trained.inference_client_ms_per_image,
+                 "bytes_up": trained.inference_bytes_up_per_image,
+                 "bytes_down": trained.inference_bytes_down_per_image, "security": "128-bit classical (CKKS, N=4096)",
+                 "server_learns": "sizes only (examples, features, classes, steps)",
+                 "mismatches_vs_twin": trained.mismatches_vs_twin, "twin_accuracy": trained.clear_trained_accuracy,
+                 "training_server_s": trained.server_training_cpu_s, "training_steps": trained.training_steps})
+    return rows
