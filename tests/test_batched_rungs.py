@@ -1,0 +1,105 @@
+"""Batched (column-packed) CKKS for rungs 3 and 4: encrypted scores equal the plaintext twins for every
+image of a batch, and batches the protocol cannot take are refused before any encryption."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ppdl_utils.crypto.ckks_columns import (
+    COLUMNS_CNN_8192,
+    COLUMNS_MLP_8192,
+    ColumnKeyHolder,
+    ColumnParams,
+    ColumnServer,
+)
+from ppdl_utils.crypto.ckks_packed import PackingError
+from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
+from ppdl_utils.learning import encrypted_cnn as ecnn
+from ppdl_utils.learning.batched_rungs import batched_scores, conv_as_dense
+from ppdl_utils.learning.encrypted_common import FeatureRange, InputShapeError
+from ppdl_utils.learning.encrypted_mlp import SquareMLP, plain_mlp_scores
+
+SMALL = ColumnParams(4096, (40, 30, 39), 30, "TEST_COLUMNS_4096")  # one level: fast dense checks
+
+
+@pytest.fixture(scope="module")
+def mlp_parties():
+    key_holder = ColumnKeyHolder(COLUMNS_MLP_8192)
+    return key_holder, ColumnServer(COLUMNS_MLP_8192, key_holder.public_keys(), key_holder.fingerprint)
+
+
+@settings(max_examples=6, deadline=None)
+@given(n=st.integers(1, 300), d=st.integers(1, 12), k=st.integers(1, 4), seed=st.integers(0, 2**31))
+def test_dense_layer_equals_float64_for_every_example(n, d, k, seed):
+    rng = np.random.default_rng(seed)
+    key_holder = ColumnKeyHolder(SMALL)
+    server = ColumnServer(SMALL, key_holder.public_keys(), key_holder.fingerprint)
+    x, w, b = rng.uniform(-1, 1, (n, d)), rng.normal(0, 1, (d, k)), rng.normal(0, 1, k)
+    w[np.abs(w) < 1e-3] = 0.5  # an all-zero column is refused by design
+    out = key_holder.decrypt(server.dense(key_holder.encrypt(x), w, b))
+    np.testing.assert_allclose(out, x @ w + b, atol=1e-3)
+    assert server.operations["scalar_products"] == int((w != 0).sum())
+
+
+def test_mlp_batch_equals_its_twin(mlp_parties):
+    key_holder, server = mlp_parties
+    rng = np.random.default_rng(1)
+    mlp = SquareMLP(rng.normal(0, 0.3, (20, 6)), rng.normal(0, 0.1, 6), rng.normal(0, 0.3, (6, 3)),
+                    rng.normal(0, 0.1, 3), FeatureRange(np.zeros(20), np.ones(20)))
+    x = rng.uniform(0, 1, (150, 20))
+    scores, costs = batched_scores(key_holder, server, mlp, x, 64)
+    np.testing.assert_allclose(scores, plain_mlp_scores(mlp, x), atol=1e-3)
+    assert [c.batch_size for c in costs] == [64, 64, 22] and all(c.server_s > 0 for c in costs)
+
+
+def test_cnn_batch_equals_its_twin():
+    spec = ecnn.CNNSpec(image_size=28, n_filters=2, hidden=8, n_classes=2)
+    rng = np.random.default_rng(2)
+    cnn = ecnn.SquareCNN(spec, rng.normal(0, 0.1, (2, 8, 8)), rng.normal(0, 0.1, 2),
+                         rng.normal(0, 0.1, (2 * spec.windows, 8)), rng.normal(0, 0.1, 8),
+                         rng.normal(0, 0.3, (8, 2)), rng.normal(0, 0.1, 2))
+    images = rng.integers(0, 256, (5, 28, 28)).astype(np.uint8)
+    weights, bias = conv_as_dense(cnn)
+    flat = images.reshape(5, -1) / 255.0
+    conv = flat @ weights + bias  # the dense form of the strided convolution, filter-major like the twin
+    twin_conv = np.stack([(ecnn._windows(im / 255.0, spec) @ cnn.kernels.reshape(2, -1).T + cnn.conv_bias).T.ravel()
+                          for im in images])
+    np.testing.assert_allclose(conv, twin_conv, atol=1e-12)
+    key_holder = ColumnKeyHolder(COLUMNS_CNN_8192)
+    server = ColumnServer(COLUMNS_CNN_8192, key_holder.public_keys(), key_holder.fingerprint)
+    scores, _ = batched_scores(key_holder, server, cnn, images, 5)
+    np.testing.assert_allclose(scores, ecnn.plain_cnn_scores(cnn, images), atol=2e-3)
+    with pytest.raises(InputShapeError):
+        batched_scores(key_holder, server, cnn, rng.integers(0, 256, (2, 20, 20)).astype(np.uint8), 2)
+
+
+def test_bad_batches_are_refused(mlp_parties):
+    key_holder, server = mlp_parties
+    mlp = SquareMLP(np.ones((4, 2)), np.zeros(2), np.ones((2, 2)), np.zeros(2), FeatureRange(np.zeros(4), np.ones(4)))
+    with pytest.raises(PackingError, match="batch_size"):
+        batched_scores(key_holder, server, mlp, np.ones((3, 4)), 0)
+    with pytest.raises(PackingError, match="batch_size"):
+        batched_scores(key_holder, server, mlp, np.ones((3, 4)), 5000)
+    with pytest.raises(PackingError, match="empty"):
+        batched_scores(key_holder, server, mlp, np.ones((0, 4)), 4)
+    with pytest.raises(PackingError, match="features"):
+        batched_scores(key_holder, server, mlp, np.ones((3, 5)), 4)
+    with pytest.raises(PackingError, match="at most 4096"):
+        key_holder.encrypt(np.ones((4097, 1)))
+
+
+def test_keys_and_levels_are_enforced(mlp_parties):
+    key_holder, server = mlp_parties
+    other = ColumnKeyHolder(COLUMNS_MLP_8192)
+    foreign = other.encrypt(np.ones((2, 3)))
+    with pytest.raises(WrongKeyError):
+        server.dense(foreign, np.ones((3, 1)), np.zeros(1))
+    result = server.dense(key_holder.encrypt(np.ones((2, 3))), np.ones((3, 1)), np.zeros(1))
+    with pytest.raises(WrongKeyError):
+        other.decrypt(result)
+    for _ in range(2):
+        result = server.square(result)
+    with pytest.raises(NoiseBudgetError, match="no level left"):
+        server.square(result)
