@@ -37,7 +37,7 @@ CHUNK_TASK = re.compile(rf"^{TASK_PREFIX}-[0-9a-f]+-\d{{6}}$")
 
 @pytest.fixture(scope="module")
 def key() -> PaillierPrivateKey:
-    return generate_keypair(1024)
+    return generate_keypair(1024, allow_insecure=True)
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_randomized_dataset_decrypts_and_holds_no_secret(client, key, images, tm
     assert manifest.shape == images.shape and manifest.chunk_size == 3 and manifest.renderer == "mod256"
     cipher = store.read_ciphertexts(key.public)
     with pytest.raises(WrongKeyError):
-        store.read_ciphertexts(generate_keypair(1024).public)
+        store.read_ciphertexts(generate_keypair(1024, allow_insecure=True).public)
     assert np.array_equal(decrypt_array(key, cipher), images)
     assert np.array_equal(store.read_images(), render(cipher.values, key.public, "mod256"))
     for name, data in _folder_bytes(tmp_path / "r").items():
@@ -203,7 +203,8 @@ def test_folder_of_another_key_or_regime_is_refused(client, key, images, tmp_pat
     folder = tmp_path / "o"
     encrypt_dataset(images, key, folder, regime="fixed_r", scheduler=client, progress=False)
     with pytest.raises(WrongKeyError, match=re.escape(str(folder))):
-        encrypt_dataset(images, generate_keypair(1024), folder, regime="fixed_r", scheduler=client, progress=False)
+        encrypt_dataset(images, generate_keypair(1024, allow_insecure=True), folder, regime="fixed_r",
+                        scheduler=client, progress=False)
     with pytest.raises(OutputMismatchError, match="regime='fixed_r'.*regime='table'"):
         encrypt_dataset(images, key, folder, regime="table", scheduler=client, progress=False)
     with pytest.raises(OutputMismatchError, match="renderer"):
@@ -229,7 +230,7 @@ def test_bad_job_parameters_are_named(key, images, tmp_path, kwargs, match):
 
 @pytest.fixture(scope="module")
 def small_key() -> PaillierPrivateKey:
-    return generate_keypair(512)  # the tables' 256 exponentiations stay cheap
+    return generate_keypair(512, allow_insecure=True)  # the tables' 256 exponentiations stay cheap
 
 
 @settings(max_examples=4)

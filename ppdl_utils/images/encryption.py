@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, random_r
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, random_r, require_key_size
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.crypto.security import ParameterError
 from ppdl_utils.errors import ImageFormatError
 from ppdl_utils.images.render import render, render_with_table
 
@@ -56,6 +57,9 @@ class ImageEncryptor:
 
     def __init__(self, private: PaillierPrivateKey, regime: "Regime | str" = Regime.RANDOMIZED,
                  exponent_bits: int | None = -1, base: int | None = None) -> None:
+        if not isinstance(private, PaillierPrivateKey):
+            raise ParameterError(f"ImageEncryptor needs the client's private key, got {type(private).__name__}")
+        require_key_size(private.public, "ImageEncryptor's private key")
         self.private = private
         self.public: PaillierPublicKey = private.public
         self.regime = Regime.parse(regime)

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, require_key_size
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.errors import PPDLError
 from ppdl_utils.images.encryption import ImageEncryptor, validate_images
@@ -223,6 +223,9 @@ def encrypt_dataset(images: np.ndarray, private: PaillierPrivateKey, output: "st
 
     Returns an :class:`EncryptReport`; read the data with ``store.open_existing(output)``.
     """
+    if not isinstance(private, PaillierPrivateKey):
+        raise JobParameterError(f"private must be the client's PaillierPrivateKey, got {type(private).__name__}")
+    require_key_size(private.public, "encrypt_dataset's private key")
     stack = validate_images(images, "images", batch=True)
     try:
         regime = Regime.parse(regime)

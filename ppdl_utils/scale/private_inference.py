@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ppdl_utils.crypto.cipher_array import PaillierArray, decrypt_array
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, require_key_size
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.errors import CiphertextError, DataError, PPDLError
 from ppdl_utils.learning.private_inference import PaillierHeadServer, QuantizedHead, packing_parameters, unpack_scores
@@ -165,6 +165,9 @@ def batch_private_inference(head: QuantizedHead, private: PaillierPrivateKey, qu
         server_scheduler: the server's cluster; default ``$PPDL_DASK_SERVER_SCHEDULER``, else a
             second LocalCluster.  Refused when it is the client's cluster.
     """
+    if not isinstance(private, PaillierPrivateKey):
+        raise PPDLError(f"private must be the client's PaillierPrivateKey, got {type(private).__name__}")
+    require_key_size(private.public, "batch_private_inference's private key")
     rows = head.check_quantized(quantized)  # client side, before any work: PlaintextRangeError
     if isinstance(rows_per_chunk, bool) or not isinstance(rows_per_chunk, (int, np.integer)) or rows_per_chunk < 1:
         raise DataError(f"rows_per_chunk must be a positive int, got {rows_per_chunk!r}")
