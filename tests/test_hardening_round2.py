@@ -3,12 +3,17 @@ and key fingerprints, notebook parameters, run records.  As in ``test_hardening`
 in a PPDLError subclass naming the culprit, never another exception type and never a wrong result."""
 from __future__ import annotations
 
+import errno
+import json
+
+import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto import keyfiles
+from ppdl_utils.crypto.bundle import IntegrityError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.crypto.keyfiles import KeyFileError
 from ppdl_utils.crypto.paillier import (
@@ -19,8 +24,11 @@ from ppdl_utils.crypto.paillier import (
     require_key_size,
 )
 from ppdl_utils.crypto.security import ParameterError
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.errors import DataError, PPDLError
 from ppdl_utils.images.encryption import ImageEncryptor
+from ppdl_utils.scale import store
+from ppdl_utils.scale.cluster import SchedulerParameterError, check_scheduler, dask_client, same_address
+from ppdl_utils.scale.store import Manifest
 
 
 @pytest.fixture(autouse=True)
@@ -90,3 +98,101 @@ def test_private_keys_from_wrong_primes_are_refused(other_key, key2048, case):
 
 def test_every_new_error_is_a_ppdl_error():
     assert issubclass(InsecureKeyError, PPDLError) and issubclass(KeyFileError, PPDLError)
+
+
+# --------------------------------------------------------------------------- chunk store: MACs
+def _store(folder, key, n=5, ciphertexts=False):
+    images = np.random.default_rng(0).integers(0, 256, (n, 4, 4), dtype=np.uint8)
+    wanted = Manifest(store.key_fingerprint(key.public), key.public.bits, "randomized", "mod256", images.shape, 2,
+                      store.images_digest(images), ciphertexts)
+    chunks = store.ChunkStore.open(folder, wanted, key)
+    for index in range(chunks.manifest.n_chunks):
+        lo, hi = chunks.manifest.bounds(index)
+        chunks.write(index, images[lo:hi], b"\x01\x02" if ciphertexts else None)
+    return chunks, wanted, images
+
+
+@given(data=st.data())
+def test_a_flipped_byte_in_any_chunk_file_is_refused_on_read_and_redone_on_resume(tmp_path_factory, other_key, data):
+    folder = tmp_path_factory.mktemp("chunks")
+    chunks, wanted, images = _store(folder, other_key, ciphertexts=True)
+    assert np.array_equal(store.open_existing(folder, other_key).read_images(), images)
+    files = sorted(p for p in folder.iterdir() if p.name.startswith("chunk_"))
+    target = data.draw(st.sampled_from(files))
+    raw = bytearray(target.read_bytes())
+    position = data.draw(st.integers(0, len(raw) - 1))
+    raw[position] ^= data.draw(st.integers(1, 255))
+    target.write_bytes(bytes(raw))
+    index = int(target.name[6:12])
+    reopened = store.ChunkStore.open(folder, wanted, other_key)
+    assert reopened.missing() == [index]  # resume redoes it
+    with pytest.raises(IntegrityError, match=f"chunk_{index:06d}"):
+        reopened.read_images()
+
+
+def test_a_chunk_moved_to_another_index_or_folder_is_refused(tmp_path, other_key):
+    _store(tmp_path / "a", other_key)
+    _store(tmp_path / "b", other_key)
+    for name in ("chunk_000000.npy", "chunk_000000.mac"):  # same key, same images, another folder (salt)
+        (tmp_path / "b" / name).write_bytes((tmp_path / "a" / name).read_bytes())
+    with pytest.raises(IntegrityError, match="chunk_000000"):
+        store.open_existing(tmp_path / "b", other_key).read_images()
+
+
+@pytest.mark.parametrize("edit", ["fingerprint", "shape", "chunk_size", "mac", "salt"])
+def test_an_edited_manifest_is_an_integrity_error(tmp_path, other_key, key2048, edit):
+    chunks, wanted, _ = _store(tmp_path, other_key)
+    body = json.loads((tmp_path / store.MANIFEST).read_text())
+    body.update({"fingerprint": {"key_fingerprint": store.key_fingerprint(key2048.public)},
+                 "shape": {"shape": [3, 4, 4]}, "chunk_size": {"chunk_size": 1}, "mac": {"mac": "00" * 32},
+                 "salt": {"salt": "0" * 32}}[edit])
+    (tmp_path / store.MANIFEST).write_text(json.dumps(body))
+    with pytest.raises(IntegrityError, match="manifest"):
+        store.open_existing(tmp_path, other_key if edit != "fingerprint" else key2048)
+    if edit == "fingerprint":  # key B adopting key A's chunks: refused
+        wanted_b = Manifest(**{**wanted.__dict__, "key_fingerprint": store.key_fingerprint(key2048.public),
+                               "key_bits": 2048})
+        with pytest.raises(IntegrityError, match="manifest"):
+            store.ChunkStore.open(tmp_path, wanted_b, key2048)
+
+
+@given(body=st.one_of(st.lists(st.integers(), max_size=3), st.none(), st.integers(),
+                      st.fixed_dictionaries({"chunk_size": st.sampled_from([0, -1, "2", None, 2.5])}),
+                      st.fixed_dictionaries({"shape": st.sampled_from([[], [0, 4, 4], [2, 4], "x", [1.5, 2, 2]])})))
+def test_a_malformed_manifest_is_a_data_error_naming_it(tmp_path_factory, other_key, body):
+    folder = tmp_path_factory.mktemp("manifest")
+    _store(folder, other_key)
+    if isinstance(body, dict):
+        body = {**json.loads((folder / store.MANIFEST).read_text()), **body}
+    (folder / store.MANIFEST).write_text(json.dumps(body))
+    with pytest.raises(DataError, match="manifest.json"):
+        store.open_existing(folder, other_key)
+
+
+def test_a_full_disk_is_a_data_error_naming_the_file(tmp_path, other_key, monkeypatch):
+    chunks, _, images = _store(tmp_path, other_key)
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store.os, "replace", full)
+    with pytest.raises(DataError, match="chunk_000001.npy.*No space left"):
+        chunks.write(1, images[2:4])
+    with pytest.raises(DataError, match="is authenticated with"):
+        store.open_existing(tmp_path, other_key.public)
+
+
+# --------------------------------------------------------------------------- cluster identity
+@given(port=st.integers(1, 65535), host=st.sampled_from(["localhost", "127.0.0.1", "127.0.1.1"]))
+def test_aliases_of_one_scheduler_compare_equal(port, host):
+    assert same_address(f"tcp://{host}:{port}", f"tcp://127.0.0.1:{port}")
+    assert not same_address(f"tcp://{host}:{port}", f"tcp://127.0.0.1:{port % 65535 + 1}")
+
+
+@given(value=st.integers() | st.floats() | st.binary(max_size=4) | st.lists(st.integers(), max_size=2))
+def test_a_scheduler_that_is_not_an_address_or_client_is_named(value):
+    with pytest.raises(SchedulerParameterError, match="must be a Dask scheduler address"):
+        check_scheduler(value)
+    with pytest.raises(SchedulerParameterError, match="must be a Dask scheduler address"):
+        with dask_client(value):
+            pass

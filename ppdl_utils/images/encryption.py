@@ -115,7 +115,8 @@ class ImageEncryptor:
                 bar.update()
             bar.close()
             return np.stack(out) if out else np.empty_like(stack)
-        init = (self.private.p, self.private.q, self.fast.exponent_bits, self.fast.base, renderer)
+        init = (self.private.p, self.private.q, self.fast.exponent_bits, self.fast.base, renderer,
+                self.public.insecure_ok)
         out = np.empty_like(stack)
         # spawn, not fork: notebooks may have TensorFlow's thread pools running in this process
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -132,8 +133,9 @@ class ImageEncryptor:
 _WORKER: dict = {}
 
 
-def _init_worker(p: int, q: int, exponent_bits: int | None, base: int | None, renderer: str) -> None:
-    private = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+def _init_worker(p: int, q: int, exponent_bits: int | None, base: int | None, renderer: str,
+                 insecure_ok: bool = False) -> None:
+    private = PaillierPrivateKey(PaillierPublicKey(p * q, insecure_ok=insecure_ok), p, q)
     _WORKER["encryptor"] = ImageEncryptor(private, Regime.RANDOMIZED, exponent_bits, base)
     _WORKER["renderer"] = renderer
 
