@@ -8,11 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import tenseal as ts
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ppdl_utils import secret_scan
-from ppdl_utils.crypto import keyfiles
+from ppdl_utils.crypto import ckks, keyfiles
 from ppdl_utils.crypto.bundle import IntegrityError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.crypto.keyfiles import KeyFileError
@@ -24,8 +25,13 @@ from ppdl_utils.crypto.paillier import (
     require_key_size,
 )
 from ppdl_utils.crypto.security import ParameterError
-from ppdl_utils.errors import DataError, PPDLError
+from ppdl_utils.errors import CiphertextError, DataError, PPDLError, WrongKeyError
 from ppdl_utils.images.encryption import ImageEncryptor
+from ppdl_utils.learning import encrypted_cnn as ecnn
+from ppdl_utils.learning import encrypted_mlp as emlp
+from ppdl_utils.learning import encrypted_training as etrain
+from ppdl_utils.learning.encrypted_common import InputShapeError
+from ppdl_utils.learning.hyperparameters import TrainingParameterError
 from ppdl_utils.scale import store
 from ppdl_utils.scale.cluster import SchedulerParameterError, check_scheduler, dask_client, same_address
 from ppdl_utils.scale.store import Manifest
@@ -196,3 +202,104 @@ def test_a_scheduler_that_is_not_an_address_or_client_is_named(value):
     with pytest.raises(SchedulerParameterError, match="must be a Dask scheduler address"):
         with dask_client(value):
             pass
+
+
+# --------------------------------------------------------------------------- CKKS parameters and key identity
+@pytest.fixture(scope="module")
+def two_contexts():
+    params = ckks.insecure_test_params()
+    return ckks.make_context(params, galois=False), ckks.make_context(params, galois=False)
+
+
+@given(ring=st.sampled_from([1024, 2048, 4096, 1000, 0, -4096]),
+       chain=st.lists(st.integers(-5, 70), min_size=0, max_size=4), scale=st.integers(-5, 70))
+def test_every_parameter_set_is_validated_or_refused_by_name(ring, chain, scale):
+    params = ckks.CKKSParams(ring, tuple(chain), scale)
+    try:
+        ctx = ckks.make_context(params, galois=False)
+    except ckks.CKKSParameterError as exc:
+        assert any(name in str(exc) for name in ("poly_modulus_degree", "coeff_mod_bit_sizes", "global_scale_bits"))
+        assert "INVALID" in ckks.describe(params) or isinstance(exc, ckks.InsecureParametersError)
+        return
+    except ckks.InsecureParametersError as exc:
+        assert "coeff_mod_bit_sizes" in str(exc)
+        return
+    assert scale >= ckks.MIN_SCALE_BITS and ckks.security_of_context(ctx) == 128
+    assert ckks.context_chain(ctx) == (ring, tuple(chain))
+    values = [0.25, -0.5]
+    assert np.allclose(ckks.decrypt(ts.ckks_vector(ctx, values))[:2], values, atol=1e-2)
+
+
+@pytest.mark.parametrize("scale", [0, -3, 3, 19])
+def test_a_tiny_scale_is_refused_and_never_described_as_secure(scale):
+    params = ckks.CKKSParams(4096, (40, 40), scale)
+    assert "INVALID" in ckks.describe(params) and "128-bit" not in ckks.describe(params)
+    with pytest.raises(ckks.ScaleMismatchError, match="global_scale_bits"):
+        ckks.make_context(params)
+
+
+def test_the_security_label_comes_from_the_context(two_contexts):
+    ctx, _ = two_contexts
+    with pytest.raises(ckks.CKKSParameterError, match="N=4096.*MLP_8192 says N=8192"):
+        ckks.check_context(ctx, ckks.MLP_8192)
+    assert "N=4096" in ckks.describe_context(ctx, ckks.insecure_test_params())
+    assert "N=4096" in ckks.describe_context(ctx) and "128-bit" in ckks.describe_context(ctx)
+
+
+@given(values=st.lists(st.floats(-1, 1), min_size=1, max_size=4))
+def test_a_ciphertext_of_another_key_is_refused_not_decrypted(two_contexts, values):
+    a, b = two_contexts
+    blob = ckks.serialize_vector(ts.ckks_vector(a, values), a)
+    assert np.allclose(emlp.client_decrypt_scores(a, blob)[:len(values)], values, atol=1e-3)
+    for decrypt in (emlp.client_decrypt_scores, ecnn.client_decrypt_scores):
+        with pytest.raises(WrongKeyError, match="another context"):
+            decrypt(b, blob)
+    public_b = ckks.load_context(ckks.public_context(b))
+    with pytest.raises(WrongKeyError):
+        ckks.vector_from(public_b, blob)
+
+
+@given(data=st.binary(max_size=200))
+def test_hostile_bytes_are_ciphertext_errors(two_contexts, data):
+    ctx, _ = two_contexts
+    with pytest.raises(CiphertextError, match="context"):
+        ckks.load_context(data)
+    for blob in (data, ckks.seal_ciphertext(data + b"x", ckks.context_fingerprint(ctx))):
+        with pytest.raises(CiphertextError, match="ciphertext"):
+            ckks.vector_from(ctx, blob)
+
+
+@given(cut=st.integers(0, 2000))
+def test_a_truncated_upload_is_a_ciphertext_error(two_contexts, cut):
+    ctx, _ = two_contexts
+    blob = ckks.serialize_vector(ts.ckks_vector(ctx, [0.5] * 8), ctx)
+    with pytest.raises(CiphertextError):
+        ckks.vector_from(ctx, blob[:cut])
+
+
+def test_server_functions_name_bad_inputs(two_contexts):
+    ctx, _ = two_contexts
+    public = ckks.load_context(ckks.public_context(ctx))
+    with pytest.raises(InputShapeError, match="non-empty"):
+        etrain.server_epoch(public, [], b"", b"", lr=1.0)
+    with pytest.raises(ckks.CKKSParameterError, match="public_ctx must be a TenSEAL context"):
+        etrain.server_epoch(b"ctx", [(1, 2)], b"", b"", lr=1.0)
+    for spec in ({"image_size": 4, "kernel": 8}, {"stride": 0}, {"n_classes": 1}, {"kernel": True}):
+        with pytest.raises(InputShapeError, match="CNNSpec"):
+            ecnn.CNNSpec(**spec)
+
+
+@given(lr=st.sampled_from([float("nan"), float("inf"), -1.0, 0.0, "0.1", None]),
+       epochs=st.sampled_from([1, 0, -1, 2.0, True]))
+def test_training_settings_are_checked_before_any_work(lr, epochs):
+    x, y = np.zeros((4, 3)), np.array([0, 1, 0, 1])
+    with pytest.raises(TrainingParameterError, match="lr=|epochs="):
+        etrain.encrypted_train(None, x, y, epochs, lr)
+    with pytest.raises(TrainingParameterError, match="lr=|epochs="):
+        etrain.plain_train(x, y, epochs, lr)
+
+
+@pytest.mark.parametrize("labels", [[-1, -1, -1, -1], [0, 0, 0, 0], [0, 1, 2.5, 1], [0, 7_000_000, 1, 0]])
+def test_one_vs_rest_labels_must_be_classes(labels):
+    with pytest.raises(TrainingParameterError, match="labels"):
+        etrain.encrypted_train_ovr(None, np.zeros((4, 3)), np.array(labels), 1, 0.1)
