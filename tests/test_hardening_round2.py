@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ import tenseal as ts
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ppdl_utils import notebook_params as npm
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto import ckks, keyfiles
 from ppdl_utils.crypto.bundle import IntegrityError
@@ -303,3 +305,52 @@ def test_training_settings_are_checked_before_any_work(lr, epochs):
 def test_one_vs_rest_labels_must_be_classes(labels):
     with pytest.raises(TrainingParameterError, match="labels"):
         etrain.encrypted_train_ovr(None, np.zeros((4, 3)), np.array(labels), 1, 0.1)
+
+
+# --------------------------------------------------------------------------- notebook parameters
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("0*.ipynb"))
+TRAINING = NOTEBOOKS[0].with_name("03_training.ipynb")
+
+
+@given(name=st.sampled_from(["epoch", "epochs", "image_size", "lerning_rate"]), value=st.integers(-5, 20000))
+def test_every_papermill_spelling_is_parsed_alike(name, value):
+    spellings = [["-p", name, str(value)], [f"-p{name}", str(value)], [f"--parameters={name}", str(value)],
+                 ["--parameters", name, str(value)], ["-y", f"{name}: {value}"]]
+    parsed = [npm.given_values(args)[name][0] for args in spellings]
+    assert parsed == [value] * len(spellings)
+    declared = npm.declared_parameters(TRAINING)
+    for args in spellings:
+        if name in declared and npm.value_problem(declared[name], value) is None:
+            npm.check(TRAINING, args)
+        else:
+            with pytest.raises(npm.ParameterError, match=f"'{name}'"):
+                npm.check(TRAINING, args)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["-p", "image_size", "0"], "outside the declared range 16..1024"),
+    (["-p", "image_size", "10000"], "outside the declared range"),
+    (["-p", "epochs", "-1"], "outside the declared range 1..10000"),
+    (["-p", "epochs", "2.5"], "not an integer"),
+    (["-p", "learning_rate", "nan"], "not a finite number"),
+    (["-p", "lr_schedule", "cosin"], "not one of constant, cosine"),
+    (["-r", "epochs", "3"], "not an integer"),
+    (["-pepoch", "5"], "'epoch' .*no such parameter"),
+    (["-p", "epochs"], "requires 2 arguments"),
+    (["-b", "!!"], "not base64"),
+])
+def test_values_are_typed_and_ranged_from_the_parameters_cell(args, message):
+    with pytest.raises(npm.ParameterError, match=message):
+        npm.check(TRAINING, args)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_default_fits_its_declaration(path):
+    declared = npm.declared_parameters(path)
+    assert {n: npm.value_problem(d, d.default) for n, d in declared.items()} == dict.fromkeys(declared)
+    assert "quick" in declared and declared["quick"].high == 1
+
+
+def test_a_missing_notebook_is_exit_status_2(tmp_path, capsys):
+    assert npm.main([str(tmp_path / "missing.ipynb"), "-p", "epochs", "3"]) == 2
+    assert "does not exist" in capsys.readouterr().err
