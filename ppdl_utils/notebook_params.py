@@ -214,7 +214,8 @@ def value_problem(declared: Declared, value: Any) -> str | None:
         return f"{value!r:.60} is not one of {', '.join(declared.choices)}"
     if (declared.low is not None or declared.high is not None) and not isinstance(value, bool):
         number = float(value)
-        if (declared.low is not None and number < declared.low) or (declared.high is not None and number > declared.high):
+        below = declared.low is not None and number < declared.low
+        if below or (declared.high is not None and number > declared.high):
             low = "" if declared.low is None else f"{declared.low:g}"
             high = "" if declared.high is None else f"{declared.high:g}"
             return f"{value!r} is outside the declared range {low}..{high}"

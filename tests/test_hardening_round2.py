@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ppdl_utils import notebook_params as npm
-from ppdl_utils import secret_scan
+from ppdl_utils import records, secret_scan
 from ppdl_utils.crypto import ckks, keyfiles
 from ppdl_utils.crypto.bundle import IntegrityError
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
@@ -354,3 +354,47 @@ def test_every_default_fits_its_declaration(path):
 def test_a_missing_notebook_is_exit_status_2(tmp_path, capsys):
     assert npm.main([str(tmp_path / "missing.ipynb"), "-p", "epochs", "3"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- run records
+def _record_body() -> dict:
+    return {"run": "x", "label": "table", "class_names": ["a", "b"], "schema": records.SCHEMA_VERSION,
+            "summary": {"test_accuracy": 0.9, "test_accuracy_ci95": [0.8, 0.95], "macro_f1": 0.9,
+                        "weighted_f1": 0.9, "n_test": 200, "classes": 2, "f1": {"a": 0.9, "b": 0.9}},
+            "train": {"best_epoch": 3, "best_val_accuracy": 0.9, "n_train": 1600, "n_val": 200}}
+
+
+BAD_FIELDS = st.sampled_from([
+    ("summary", "test_accuracy", float("nan")), ("summary", "test_accuracy", "0.9"), ("summary", "test_accuracy", 85.0),
+    ("summary", "test_accuracy", True), ("summary", "test_accuracy_ci95", None), ("summary", "test_accuracy_ci95", [1]),
+    ("summary", "test_accuracy_ci95", [0.9, 0.1]), ("summary", "n_test", -5), ("summary", "n_test", 0),
+    ("summary", "classes", 3), ("summary", "macro_f1", -0.1), ("summary", "f1", {"a": 2}),
+    ("train", "best_val_accuracy", float("inf")), ("train", "n_train", -1), ("train", "best_epoch", 1.5),
+    ("", "schema", records.SCHEMA_VERSION + 1), ("", "schema", "2"), ("", "class_names", "ab"), ("", "run", ""),
+])
+
+
+@given(bad=BAD_FIELDS)
+def test_a_record_with_an_impossible_value_is_refused_and_retrained(tmp_path_factory, bad):
+    part, name, value = bad
+    body = _record_body()
+    (body[part] if part else body)[name] = value
+    folder = tmp_path_factory.mktemp("records")
+    path = folder / "03_x_table.json"
+    path.write_text(json.dumps(body))
+    with pytest.raises(records.RecordError, match=f"03_x_table.json.*{name}|03_x_table.json.*schema"):
+        records.RunRecord.load(path, with_tables=False)
+    for table in ("history", "predictions"):
+        (folder / f"03_x_table_{table}.csv").write_text("a\n1\n")
+    assert records.finished_record(folder, "x", "table", {"run": "x"}) is None  # a resumed run retrains it
+
+
+def test_records_carry_their_schema_and_old_ones_load_as_schema_1(tmp_path):
+    body = _record_body()
+    del body["schema"]
+    (tmp_path / "03_x_table.json").write_text(json.dumps(body))
+    assert records.RunRecord.load(tmp_path / "03_x_table.json", with_tables=False).schema == 1
+    body["schema"] = records.SCHEMA_VERSION
+    (tmp_path / "03_x_table.json").write_text(json.dumps(body))
+    record = records.RunRecord.load(tmp_path / "03_x_table.json", with_tables=False)
+    assert record.to_json()["schema"] == records.SCHEMA_VERSION
