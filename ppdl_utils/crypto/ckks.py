@@ -345,7 +345,10 @@ def context_fingerprint(ctx: ts.Context) -> str:
 
 def seal_ciphertext(data: bytes, fingerprint: str) -> bytes:
     """``magic | sha256(public key) | TenSEAL bytes``: a serialized ciphertext that names its key."""
-    raw = bytes.fromhex(fingerprint) if isinstance(fingerprint, str) else b""
+    try:
+        raw = bytes.fromhex(fingerprint) if isinstance(fingerprint, str) else b""
+    except ValueError:
+        raw = b""
     if len(raw) != _FINGERPRINT_BYTES or not isinstance(data, (bytes, bytearray)):
         raise CiphertextError("seal_ciphertext needs TenSEAL bytes and a 64-hex-digit context_fingerprint")
     return CIPHERTEXT_MAGIC + raw + bytes(data)
