@@ -25,7 +25,6 @@ import os
 import sys
 import tempfile
 import traceback
-import types
 from pathlib import Path
 
 import numpy as np
@@ -423,9 +422,12 @@ def _():
 
     from ppdl_utils.learning import encrypted_cnn
 
-    spec = encrypted_cnn.CNNSpec(image_size=12, kernel=4, stride=2)
+    spec = encrypted_cnn.CNNSpec(image_size=12, kernel=4, stride=2, n_filters=1, hidden=2)
+    zeros = np.zeros
+    cnn = encrypted_cnn.SquareCNN(spec, zeros((1, 4, 4)), zeros(1), zeros((spec.windows, 2)), zeros(2), zeros((2, 2)),
+                                  zeros(2))
     blob = ckks.serialize_vector(ts.ckks_vector(W.ctx, [0.1] * 10), W.ctx)
-    encrypted_cnn.server_cnn(W.public, blob, spec.windows, types.SimpleNamespace(spec=spec))
+    encrypted_cnn.server_cnn(W.public, blob, spec.windows, cnn)
 
 
 @probe("raw", "server_epoch(pub, [], ...)")
@@ -611,6 +613,72 @@ def _():
 
     chunks, _ = W.store()
     store.open_existing(chunks.folder, W.key.public)
+
+
+for _name, _call in (
+        ("ckks.decrypt(None)", lambda: ckks.decrypt(None)),
+        ("ckks.public_context(None)", lambda: ckks.public_context(None)),
+        ("ckks.check_context(None, MLP_8192)", lambda: ckks.check_context(None, ckks.MLP_8192)),
+        ("ckks.security_bits(None)", lambda: ckks.security_bits(None)),
+        ("insecure_test_params(depth=-1)", lambda: ckks.insecure_test_params(depth=-1)),
+        ("load_private_key(123)", lambda: keyfiles.load_private_key(123)),
+        ("load_or_create_private_key(None, 2048)", lambda: keyfiles.load_or_create_private_key(None, 2048)),
+        ("records.load_records(None, 'x')", lambda: records.load_records(None, "x")),
+        ("records.finished_record(None, ...)", lambda: records.finished_record(None, "x", "y", {}))):
+    @probe("raw", _name)
+    def _(call=_call):
+        call()
+
+
+@probe("raw", "open_existing(123, key)")
+def _():
+    from ppdl_utils.scale import store
+
+    store.open_existing(123, W.key)
+
+
+@probe("raw", "encrypt_dataset(output=None)")
+def _():
+    from ppdl_utils.scale.encrypt_dataset import encrypt_dataset
+
+    encrypt_dataset(W.images, W.key, None, progress=False)
+
+
+@probe("silent", "dask_client(n_workers=-1) starts a cluster")
+def _():
+    from ppdl_utils.scale.cluster import dask_client
+
+    with dask_client(n_workers=-1):
+        pass
+
+
+@probe("raw", "dask_client(address, timeout='x')")
+def _():
+    from ppdl_utils.scale.cluster import dask_client
+
+    with dask_client("tcp://127.0.0.1:1", timeout="x"):
+        pass
+
+
+@probe("raw", "batch_private_inference(head=None)")
+def _():
+    from ppdl_utils.scale.private_inference import batch_private_inference
+
+    batch_private_inference(None, W.key, np.zeros((2, 6), dtype=int), progress=False)
+
+
+@probe("raw", "server_load_dataset with a list of ints")
+def _():
+    from ppdl_utils.learning import encrypted_training
+
+    encrypted_training.server_load_dataset(W.public, [1, 2])
+
+
+@probe("raw", "client_encrypt_features(ctx, None, features)")
+def _():
+    from ppdl_utils.learning import encrypted_mlp
+
+    encrypted_mlp.client_encrypt_features(W.ctx, None, np.zeros(3))
 
 
 # ------------------------------------------------------------------------------------------ running

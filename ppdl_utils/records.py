@@ -30,7 +30,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.errors import PPDLError, as_path
 
 PREFIX = "03"  # the notebook that trains the models
 #: 2: the ``schema`` field and validation on load; records without the field are schema 1.
@@ -208,7 +208,7 @@ class RunRecord:
     @classmethod
     def load(cls, path: "str | Path", with_tables: bool = True) -> "RunRecord":
         """Read ``03_<run>_<label>.json`` (and, by default, its history and predictions CSVs)."""
-        path = Path(path)
+        path = as_path(path, "run record path", RecordError)
         try:
             body = json.loads(path.read_text())
         except FileNotFoundError:
@@ -360,7 +360,7 @@ def load_records(results_dir: "str | Path", run: str, with_tables: bool = True) 
 
     Only exact run names match (``synthetic`` never picks up ``synthetic_quick``).  No record is an
     error that says which notebook writes them."""
-    results_dir = Path(results_dir)
+    results_dir = as_path(results_dir, "results_dir", RecordError)
     out = {}
     for path in sorted(results_dir.glob(f"{PREFIX}_{safe_name(run)}_*.json")):
         try:
@@ -383,7 +383,7 @@ def finished_record(results_dir: "str | Path", run: str, label: str, provenance:
     (data, key fingerprint, split seed, epochs, ...) and these training `settings`; None when there is
     none, it is unreadable, or anything differs (then the model is trained again).  This is what makes
     a killed multi-model run resumable model by model."""
-    path = Path(results_dir) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
+    path = as_path(results_dir, "results_dir", RecordError) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
     if not path.is_file():
         return None
     try:

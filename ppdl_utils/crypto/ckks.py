@@ -133,6 +133,8 @@ def security_bits(params: CKKSParams) -> int:
         InsecureParametersError: the chain is too long for the ring (names ``coeff_mod_bit_sizes``).
         CKKSParameterError: the ring is not in the table (names ``poly_modulus_degree``).
     """
+    if not isinstance(params, CKKSParams):
+        raise CKKSParameterError(f"params must be a CKKSParams, got {type(params).__name__}")
     if params.insecure:
         return 0
     limit = HE_STANDARD_MAX_LOGQ.get(params.poly_modulus_degree)
@@ -226,6 +228,8 @@ def insecure_test_params(poly_modulus_degree: int = 4096, depth: int = 1, scale_
     default is depth 1 at scale 2^30 (errors ~1e-5); depth 2 needs 20-bit primes, whose errors reach
     ~1e-2 (fresh noise is ~1e4 / 2^20).
     """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise CKKSParameterError(f"depth={depth!r:.40} must be an integer >= 0")
     chain = (edge_bits,) + (scale_bits,) * depth + (edge_bits,)
     return CKKSParams(poly_modulus_degree, chain, scale_bits, f"TEST_{poly_modulus_degree}_d{depth}", insecure=True)
 
@@ -294,8 +298,20 @@ def balance_scale(ctx: ts.Context, circuit: str) -> float:
     return ctx.global_scale
 
 
+def _require_context(ctx: object, parameter: str = "ctx") -> None:
+    if not isinstance(ctx, ts.Context):
+        raise CKKSParameterError(f"{parameter} must be a TenSEAL context, got {type(ctx).__name__}")
+
+
+def _require_vector(vector: object, parameter: str = "vector") -> None:
+    if not isinstance(vector, ts.CKKSVector):
+        raise CiphertextError(f"{parameter} must be a CKKS vector (vector_from(ctx, bytes)), "
+                              f"got {type(vector).__name__}")
+
+
 def public_context(ctx: ts.Context) -> bytes:
     """Serialized copy of ``ctx`` without the secret key: exactly what the server receives."""
+    _require_context(ctx)
     return ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=ctx.has_galois_keys(),
                          save_relin_keys=ctx.has_relin_keys())
 
@@ -404,6 +420,7 @@ def vector_from(ctx: ts.Context, blob: bytes, parameter: str = "ciphertext") -> 
 # --------------------------------------------------------------------------- what a context is
 def context_chain(ctx: ts.Context) -> tuple[int, tuple[int, ...]]:
     """(ring dimension N, bits of each prime of the chain) read from SEAL: what the context really is."""
+    _require_context(ctx)
     with ckks_errors("context_chain"):
         parms = ctx.seal_context().data.key_context_data().parms()
         return int(parms.poly_modulus_degree()), tuple(q.bit_count() for q in parms.coeff_modulus())
@@ -480,6 +497,7 @@ def chain_bits(ctx: ts.Context) -> list[int]:
 
 def remaining_depth(vector: ts.CKKSVector) -> int:
     """Multiplications still possible on ``vector``: primes left at its level minus one."""
+    _require_vector(vector)
     return vector.ciphertext()[0].coeff_modulus_size() - 1
 
 
@@ -521,6 +539,7 @@ def ckks_errors(operation: str) -> Iterator[None]:
 
 def decrypt(vector: ts.CKKSVector) -> np.ndarray:
     """Decrypt with the vector's own context; a public context raises :class:`MissingSecretKeyError`."""
+    _require_vector(vector)
     if not vector.context().has_secret_key():
         raise MissingSecretKeyError("decrypt needs the secret key, but this ciphertext is linked to a public "
                                     "context (the server's); only the key holder can decrypt")

@@ -40,7 +40,7 @@ from ppdl_utils.crypto.paillier import (
     is_integer,
     register_key_secrets,
 )
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.errors import PPDLError, as_path
 
 FORMAT = "ppdl-paillier-v1"
 MIN_KEY_BITS = 1024  # below: toy keys, which only the teaching widget builds (never saved)
@@ -158,7 +158,7 @@ def _check_size_to_save(public: PaillierPublicKey, path: Path) -> None:
 
 def save_public_key(public: PaillierPublicKey, path: "str | Path") -> Path:
     """Write (n, g) world-readable; replaces an existing public file atomically."""
-    _check_size_to_save(public, Path(path))
+    _check_size_to_save(public, as_path(path, "public key path", KeyFileError))
     body = {"format": FORMAT, "kind": "public", "n": _decimal(public.n), "g": _decimal(public.g),
             "bits": public.bits, "fingerprint": public.fingerprint}
     return atomic_write(path, json.dumps(body, indent=1).encode(), 0o644, overwrite=True)
@@ -169,7 +169,7 @@ def save_private_key(private: PaillierPrivateKey, path: "str | Path", overwrite:
     if not isinstance(private, PaillierPrivateKey):
         raise KeyFileError(f"key file {path}: save_private_key needs a PaillierPrivateKey, "
                            f"got {type(private).__name__}")
-    _check_size_to_save(private.public, Path(path))
+    _check_size_to_save(private.public, as_path(path, "private key path", KeyFileError))
     body = {"format": FORMAT, "kind": "private", "n": _decimal(private.n), "p": _decimal(private.p),
             "q": _decimal(private.q), "lambda": _decimal(private.lam), "mu": _decimal(private.mu),
             "fingerprint": private.public.fingerprint}
@@ -274,7 +274,7 @@ def load_public_key(path: "str | Path", allow_insecure: bool = False) -> Paillie
     """Load and check a public key file (n validated; g and fingerprint, if present, consistent).
 
     A key below 2048 bits needs ``allow_insecure=True`` and a file name containing ``.INSECURE.``."""
-    path = Path(path)
+    path = as_path(path, "public key path", KeyFileError)
     body = _read(path, "public")
     n = _int_field(body, "n", path)
     check_modulus(n, path)
@@ -302,7 +302,7 @@ def load_private_key(path: "str | Path", allow_insecure: bool = False) -> Pailli
     """Load and check a private key; refuse files that others can read, directories and links.
 
     A key below 2048 bits needs ``allow_insecure=True`` and a file name containing ``.INSECURE.``."""
-    path = Path(path)
+    path = as_path(path, "private key path", KeyFileError)
     body = _read(path, "private")
     n, p, q = (_int_field(body, name, path) for name in ("n", "p", "q"))
     check_modulus(n, path)
@@ -355,7 +355,7 @@ def load_or_create_private_key(keys_dir: "str | Path", bits: int, allow_insecure
     exclusive lock of the folder, so exactly one process generates the key and every other one
     waits for it and loads the same key; the public file is written before the lock is released.
     """
-    keys_dir = Path(keys_dir)
+    keys_dir = as_path(keys_dir, "keys_dir", KeyFileError)
     if keys_dir.exists() and not keys_dir.is_dir():
         raise KeyFileError(f"keys_dir {keys_dir} is a file, not a folder for key files")
     if not is_integer(bits) or bits % 2 or not MIN_KEY_BITS <= bits <= MAX_KEY_BITS:

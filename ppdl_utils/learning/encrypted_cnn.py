@@ -219,6 +219,8 @@ def server_cnn(public_ctx: ts.Context, ciphertext: bytes, windows_nb: int, cnn: 
     ckks.require_public(public_ctx)
     ckks.require_galois(public_ctx, "server_cnn (conv2d_im2col / mm)")
     enc = ckks.vector_from(public_ctx, ciphertext, "ciphertext")  # WrongKeyError under another key
+    if not isinstance(cnn, SquareCNN):
+        raise InputShapeError(f"cnn must be a SquareCNN (cnn_from_keras), got {type(cnn).__name__}")
     if isinstance(windows_nb, bool) or not isinstance(windows_nb, (int, np.integer)) or windows_nb != cnn.spec.windows:
         raise InputShapeError(f"windows_nb={windows_nb!r:.40}; the network expects {cnn.spec.windows}")
     expected = required_slots(cnn.spec.image_size, cnn.spec.kernel, cnn.spec.stride)

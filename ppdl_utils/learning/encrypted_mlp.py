@@ -87,6 +87,11 @@ def mlp_from_keras(model, feature_range: FeatureRange) -> SquareMLP:
     return SquareMLP(w1, b1, w2, b2, feature_range)
 
 
+def _check_mlp(mlp: object) -> None:
+    if not isinstance(mlp, SquareMLP):
+        raise InputShapeError(f"mlp must be a SquareMLP (mlp_from_keras), got {type(mlp).__name__}")
+
+
 def plain_mlp_scores(mlp: SquareMLP, scaled: np.ndarray) -> np.ndarray:
     """The plaintext twin: exactly the server's computation, in float64."""
     x = check_float_matrix(scaled, "scaled", n_features=mlp.n_features)
@@ -95,6 +100,7 @@ def plain_mlp_scores(mlp: SquareMLP, scaled: np.ndarray) -> np.ndarray:
 
 def client_encrypt_features(ctx: ts.Context, mlp: SquareMLP, raw: np.ndarray) -> bytes:
     """Client: scale one raw feature vector (range-checked) and encrypt it; returns the upload."""
+    _check_mlp(mlp)
     row = np.asarray(raw, dtype=np.float64).reshape(1, -1) if np.ndim(raw) == 1 else raw
     scaled = mlp.feature_range.transform(row, "raw")[0]
     with ckks.ckks_errors("client_encrypt_features"):
@@ -106,6 +112,7 @@ def server_mlp(public_ctx: ts.Context, ciphertext: bytes, mlp: SquareMLP) -> byt
     ckks.require_public(public_ctx)
     ckks.require_galois(public_ctx, "server_mlp (vector-matrix product)")
     enc = ckks.vector_from(public_ctx, ciphertext, "ciphertext")  # WrongKeyError under another key
+    _check_mlp(mlp)
     if enc.size() != mlp.n_features:
         raise InputShapeError(f"ciphertext holds {enc.size()} features; the model expects {mlp.n_features}")
     with ckks.ckks_errors("server_mlp"):

@@ -118,7 +118,8 @@ def server_load_dataset(public_ctx: ts.Context, blobs: list[tuple[bytes, bytes]]
                         ) -> list[tuple[ts.CKKSVector, ts.CKKSVector]]:
     """Server: deserialize the uploads once, linked to the public context."""
     ckks.require_public(public_ctx)
-    if not isinstance(blobs, (list, tuple)) or not blobs:
+    if not isinstance(blobs, (list, tuple)) or not blobs or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in blobs):
         raise InputShapeError("blobs must be a non-empty list of (features, label) ciphertext pairs")
     return [(ckks.vector_from(public_ctx, bx, f"blobs[{i}] features"),
              ckks.vector_from(public_ctx, by, f"blobs[{i}] label")) for i, (bx, by) in enumerate(blobs)]

@@ -131,6 +131,10 @@ def dask_client(scheduler: "str | Client | None" = None, n_workers: int | None =
     from distributed import Client, LocalCluster
 
     check_scheduler(scheduler)
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
+        raise SchedulerParameterError(f"n_workers={n_workers!r:.40} must be a positive int or None (every core)")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 3600:
+        raise SchedulerParameterError(f"timeout={timeout!r:.40} must be a number of seconds in (0, 3600)")
     if scheduler is not None and not isinstance(scheduler, str):
         yield scheduler  # a Client the caller manages
         return

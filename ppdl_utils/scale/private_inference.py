@@ -192,6 +192,8 @@ def batch_private_inference(head: QuantizedHead, private: PaillierPrivateKey, qu
     if not isinstance(private, PaillierPrivateKey):
         raise PPDLError(f"private must be the client's PaillierPrivateKey, got {type(private).__name__}")
     require_key_size(private.public, "batch_private_inference's private key")
+    if not isinstance(head, QuantizedHead):
+        raise PPDLError(f"head must be a QuantizedHead (fit_quantized_head), got {type(head).__name__}")
     rows = head.check_quantized(quantized)  # client side, before any work: PlaintextRangeError
     if isinstance(rows_per_chunk, bool) or not isinstance(rows_per_chunk, (int, np.integer)) or rows_per_chunk < 1:
         raise DataError(f"rows_per_chunk must be a positive int, got {rows_per_chunk!r}")

@@ -43,7 +43,7 @@ import numpy as np
 from ppdl_utils.crypto.bundle import IntegrityError, MacKey
 from ppdl_utils.crypto.cipher_array import PaillierArray
 from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
-from ppdl_utils.errors import CiphertextError, DataError, PPDLError, WrongKeyError
+from ppdl_utils.errors import CiphertextError, DataError, PPDLError, WrongKeyError, as_path
 
 FORMAT = "ppdl-chunked-v2"  # v2: manifest and chunks carry HMACs
 MANIFEST = "manifest.json"
@@ -226,7 +226,9 @@ class ChunkStore:
         """Create the folder with `wanted`'s manifest (new salt), or reopen it if its manifest
         matches and authenticates under `key`; refuse a folder of another key or other parameters,
         an edited manifest (IntegrityError), or foreign files."""
-        folder, mac = Path(folder), mac_key_of(key)
+        folder, mac = as_path(folder, "output folder"), mac_key_of(key)
+        if not isinstance(wanted, Manifest):
+            raise DataError(f"wanted must be a Manifest, got {type(wanted).__name__}")
         path = folder / MANIFEST
         if path.is_file():
             stored = _read_manifest(path, mac, wanted)
@@ -346,7 +348,7 @@ class ChunkStore:
 def open_existing(folder: "str | Path", key: "MacKey | PaillierPrivateKey") -> ChunkStore:
     """Open a finished or partial dataset folder for reading; its manifest must authenticate under
     `key` (the private key it was made with, or the shared MacKey) and every chunk is verified on read."""
-    path = Path(folder) / MANIFEST
+    path = as_path(folder, "dataset folder") / MANIFEST
     if not path.is_file():
         raise DataError(f"{folder} has no {MANIFEST}: not a chunked dataset folder")
     mac = mac_key_of(key)
