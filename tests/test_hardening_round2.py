@@ -398,3 +398,28 @@ def test_records_carry_their_schema_and_old_ones_load_as_schema_1(tmp_path):
     (tmp_path / "03_x_table.json").write_text(json.dumps(body))
     record = records.RunRecord.load(tmp_path / "03_x_table.json", with_tables=False)
     assert record.to_json()["schema"] == records.SCHEMA_VERSION
+
+
+# --------------------------------------------------------------------------- public entry points name bad inputs
+@given(value=st.none() | st.integers() | st.floats() | st.binary(max_size=4) | st.just(""))
+def test_a_path_that_is_not_a_path_is_named(other_key, value):
+    calls = {"private key path": lambda: keyfiles.load_private_key(value),
+             "keys_dir": lambda: keyfiles.load_or_create_private_key(value, 2048),
+             "dataset folder": lambda: store.open_existing(value, other_key),
+             "results_dir": lambda: records.load_records(value, "x"),
+             "run record path": lambda: records.RunRecord.load(value)}
+    for parameter, call in calls.items():
+        with pytest.raises(PPDLError, match=parameter):
+            call()
+
+
+@given(value=st.none() | st.integers() | st.text(max_size=3) | st.binary(max_size=3))
+def test_contexts_vectors_and_models_of_the_wrong_type_are_named(two_contexts, value):
+    ctx, _ = two_contexts
+    public = ckks.load_context(ckks.public_context(ctx))
+    for call in (lambda: ckks.decrypt(value), lambda: ckks.public_context(value), lambda: ckks.security_bits(value),
+                 lambda: ckks.check_context(value, ckks.MLP_8192),
+                 lambda: emlp.client_encrypt_features(ctx, value, [0.0]),
+                 lambda: etrain.server_load_dataset(public, [value])):
+        with pytest.raises(PPDLError):
+            call()
