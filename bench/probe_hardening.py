@@ -451,30 +451,20 @@ def _():
     encrypted_cnn.client_decrypt_scores(W.ctx, b"")
 
 
-@probe("raw", "the chunk store on a full disk")
-def _():
-    from ppdl_utils.scale import store
+for _what, _owner, _name, _error in (("a full disk", "os", "replace", OSError(errno.ENOSPC, "No space left")),
+                                     ("a read-only folder", "tempfile", "mkstemp",
+                                      PermissionError(errno.EROFS, "Read-only file system"))):
+    @probe("raw", f"the chunk store on {_what}")
+    def _(owner=_owner, name=_name, error=_error):
+        from ppdl_utils.scale import store
 
-    chunks, _ = W.store()
+        chunks, _ = W.store()
 
-    def full(*args, **kwargs):
-        raise OSError(errno.ENOSPC, "No space left on device")
+        def fail(*args, **kwargs):
+            raise error
 
-    with _patched(store.os, "replace", full):
-        chunks.write(0, W.images[:2])
-
-
-@probe("raw", "the chunk store on a read-only folder")
-def _():
-    from ppdl_utils.scale import store
-
-    chunks, _ = W.store()
-
-    def read_only(*args, **kwargs):
-        raise PermissionError(errno.EROFS, "Read-only file system")
-
-    with _patched(store.tempfile, "mkstemp", read_only):
-        chunks.write(0, W.images[:2])
+        with _patched(getattr(store, owner), name, fail):
+            chunks.write(0, W.images[:2])
 
 
 for _body in ([1, 2], {"chunk_size": 0}, {"shape": "x"}, "not json"):
