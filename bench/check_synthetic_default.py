@@ -68,7 +68,7 @@ def run_seed(seed: int, args) -> list[dict]:
     seriation = [] if args.no_input_table else [r for r in bare if r in DETERMINISTIC]
     jobs = study.jobs(bare, seriation, table_suffix="+seriation")
     data, encrypted = study.encrypt_regimes(ds.images, ds.labels, split, jobs,
-                                            study.direct_encryptor(generate_keypair(args.key_bits)),
+                                            study.direct_encryptor(generate_keypair(args.key_bits, allow_insecure=True)),
                                             args.randomized_per_class, seed, with_stats=False)
     for row in encrypted:
         print(f"  seed {seed}: encrypted {row['images']} images ({row['regime']}) in {row['encrypt seconds']:.1f} s",

@@ -1,6 +1,8 @@
 """Exceptions raised by ppdl_utils: each names the offending input, never a bare traceback."""
 from __future__ import annotations
 
+import os
+
 
 class PPDLError(Exception):
     """Base class of every error this package raises on purpose."""
@@ -28,3 +30,12 @@ class NoiseBudgetError(PPDLError, ArithmeticError):
 
 class DataError(PPDLError, ValueError):
     """A dataset path, layout or file cannot be used; the message names the path."""
+
+
+def as_path(value: object, parameter: str, error: type = DataError) -> "os.PathLike[str]":
+    """`value` as a Path; anything that is not a path (None, a number) is `error` naming `parameter`."""
+    from pathlib import Path
+
+    if isinstance(value, (str, os.PathLike)) and str(value):
+        return Path(value)
+    raise error(f"{parameter} must be a file or folder path, got {value!r:.60}")

@@ -6,6 +6,12 @@ them back with :func:`load_records`.  The JSON keys are the dataclass fields, so
 never guessed back from "any nesting of dicts": a missing required field is an error naming the
 file and the field.  Records written before this class existed load unchanged (their keys are
 the same); keys this class does not know are kept in ``extra``.
+
+Every record carries ``schema`` (:data:`SCHEMA_VERSION`; a record without one is schema 1) and is
+validated on load: accuracies and F1 scores are finite fractions in [0, 1] (a percentage, NaN or a
+string is refused), the 95 % interval holds two such numbers around the accuracy, counts are
+non-negative integers (``n_test`` at least 1), and ``classes`` matches ``class_names``.  A record
+of a newer schema is refused rather than misread.
 """
 from __future__ import annotations
 
@@ -24,9 +30,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.errors import PPDLError, as_path
 
 PREFIX = "03"  # the notebook that trains the models
+#: 2: the ``schema`` field and validation on load; records without the field are schema 1.
+SCHEMA_VERSION = 2
 
 
 class RecordError(PPDLError, ValueError):
@@ -134,6 +142,7 @@ class RunRecord:
     saved: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    schema: int = SCHEMA_VERSION
     history: pd.DataFrame | None = field(default=None, repr=False, compare=False)
     predictions: pd.DataFrame | None = field(default=None, repr=False, compare=False)
 
@@ -186,6 +195,8 @@ class RunRecord:
         for name in ("run", "label", "class_names", "summary", "train"):
             if name not in body:
                 raise RecordError(f"{source}: the run record lacks the field {name!r}")
+        values["schema"] = _check_schema(body.get("schema", 1), source)
+        validate_body(body, source)
         values.setdefault("regime", str(body["label"]).split("+")[0])
         values.setdefault("regime_label", values["regime"])
         values["summary"] = _typed(EvaluationSummary, body["summary"], f"{source}: summary")
@@ -197,7 +208,7 @@ class RunRecord:
     @classmethod
     def load(cls, path: "str | Path", with_tables: bool = True) -> "RunRecord":
         """Read ``03_<run>_<label>.json`` (and, by default, its history and predictions CSVs)."""
-        path = Path(path)
+        path = as_path(path, "run record path", RecordError)
         try:
             body = json.loads(path.read_text())
         except FileNotFoundError:
@@ -211,8 +222,76 @@ class RunRecord:
                 csv = stem.with_name(f"{stem.name}_{name}.csv")
                 if not csv.is_file():
                     raise RecordError(f"run record {path}: its {name} file {csv.name} is missing")
-                setattr(record, name, pd.read_csv(csv))
+                try:
+                    setattr(record, name, pd.read_csv(csv))
+                except (OSError, ValueError, pd.errors.ParserError) as exc:
+                    raise RecordError(f"run record {path}: its {name} file {csv.name} cannot be read: {exc}") from None
         return record
+
+
+def _check_schema(schema: Any, source: str) -> int:
+    if isinstance(schema, bool) or not isinstance(schema, int) or schema < 1:
+        raise RecordError(f"{source}: field 'schema' must be a positive integer, got {schema!r:.40}")
+    if schema > SCHEMA_VERSION:
+        raise RecordError(f"{source}: schema {schema} is newer than this package reads ({SCHEMA_VERSION}); "
+                          "update ppdl_utils")
+    return schema
+
+
+def _fraction(value: Any, where: str) -> float:
+    """A finite number in [0, 1]; a percentage, NaN, a bool or a string is a RecordError naming `where`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise RecordError(f"{where} must be a number in [0, 1], got {value!r:.40}")
+    if not np.isfinite(value):
+        raise RecordError(f"{where} is {value}: not a finite number")
+    if not 0.0 <= value <= 1.0:
+        hint = " (a percentage? records hold fractions)" if 1.0 < value <= 100.0 else ""
+        raise RecordError(f"{where} = {value} is outside [0, 1]{hint}")
+    return float(value)
+
+
+def _count(value: Any, where: str, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise RecordError(f"{where} must be an integer >= {minimum}, got {value!r:.40}")
+    return value
+
+
+def validate_body(body: Mapping[str, Any], source: str) -> None:
+    """Check the values of a record's JSON body (types and ranges); RecordError naming file and field."""
+    for name in ("run", "label"):
+        if not isinstance(body[name], str) or not body[name]:
+            raise RecordError(f"{source}: field {name!r} must be a non-empty string")
+    names = body["class_names"]
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
+        raise RecordError(f"{source}: field 'class_names' must be a non-empty list of strings")
+    summary, train = body["summary"], body["train"]
+    if not isinstance(summary, Mapping) or not isinstance(train, Mapping):
+        return  # _typed names the field
+    where = f"{source}: summary"
+    for name in ("test_accuracy", "macro_f1", "weighted_f1"):
+        if name in summary:
+            _fraction(summary[name], f"{where}.{name}")
+    ci = summary.get("test_accuracy_ci95", [0.0, 1.0])
+    if not isinstance(ci, (list, tuple)) or len(ci) != 2:
+        raise RecordError(f"{where}.test_accuracy_ci95 must be [low, high], got {ci!r:.40}")
+    low, high = (_fraction(v, f"{where}.test_accuracy_ci95") for v in ci)
+    if low > high:
+        raise RecordError(f"{where}.test_accuracy_ci95 = {list(ci)}: low > high")
+    if "n_test" in summary:
+        _count(summary["n_test"], f"{where}.n_test", minimum=1)
+    if "classes" in summary and _count(summary["classes"], f"{where}.classes", 1) != len(names):
+        raise RecordError(f"{where}.classes = {summary['classes']} but class_names has {len(names)} names")
+    f1 = summary.get("f1", {})
+    if not isinstance(f1, Mapping):
+        raise RecordError(f"{where}.f1 must be an object of class: score")
+    for name, value in f1.items():
+        _fraction(value, f"{where}.f1[{name!r}]")
+    where = f"{source}: train"
+    if "best_val_accuracy" in train:
+        _fraction(train["best_val_accuracy"], f"{where}.best_val_accuracy")
+    for name in ("best_epoch", "n_train", "n_val"):
+        if name in train:
+            _count(train[name], f"{where}.{name}")
 
 
 # settings that older records kept at the top level
@@ -281,7 +360,7 @@ def load_records(results_dir: "str | Path", run: str, with_tables: bool = True) 
 
     Only exact run names match (``synthetic`` never picks up ``synthetic_quick``).  No record is an
     error that says which notebook writes them."""
-    results_dir = Path(results_dir)
+    results_dir = as_path(results_dir, "results_dir", RecordError)
     out = {}
     for path in sorted(results_dir.glob(f"{PREFIX}_{safe_name(run)}_*.json")):
         try:
@@ -304,7 +383,7 @@ def finished_record(results_dir: "str | Path", run: str, label: str, provenance:
     (data, key fingerprint, split seed, epochs, ...) and these training `settings`; None when there is
     none, it is unreadable, or anything differs (then the model is trained again).  This is what makes
     a killed multi-model run resumable model by model."""
-    path = Path(results_dir) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
+    path = as_path(results_dir, "results_dir", RecordError) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
     if not path.is_file():
         return None
     try:

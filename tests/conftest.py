@@ -22,4 +22,4 @@ def key2048() -> PaillierPrivateKey:
 @pytest.fixture(scope="session")
 def other_key() -> PaillierPrivateKey:
     """A second, unrelated key (smaller, to keep the suite fast) for wrong-key checks."""
-    return generate_keypair(1024)
+    return generate_keypair(1024, allow_insecure=True)

@@ -27,7 +27,7 @@ def data():
 
 @pytest.fixture(scope="module")
 def key():
-    return generate_keypair(512)
+    return generate_keypair(512, allow_insecure=True)
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from ppdl_utils.images.encryption import ImageEncryptor
 
 @pytest.fixture(scope="module")
 def small_key():
-    return generate_keypair(512)
+    return generate_keypair(512, allow_insecure=True)
 
 
 @pytest.fixture()
@@ -56,7 +56,7 @@ def test_second_call_hits_the_cache(tmp_path, small_key, counting):
 def test_changes_make_new_entries(tmp_path, small_key, counting):
     images = _images()
     base = encrypted_cache.encrypt_cached(images, small_key, "fixed_r", cache_dir=tmp_path, progress=False)
-    other_key = generate_keypair(512)
+    other_key = generate_keypair(512, allow_insecure=True)
     variants = [
         encrypted_cache.encrypt_cached(images, other_key, "fixed_r", cache_dir=tmp_path, progress=False),
         encrypted_cache.encrypt_cached(images, small_key, "r_one", cache_dir=tmp_path, progress=False),

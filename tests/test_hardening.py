@@ -49,13 +49,13 @@ def folder(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def key_files(folder, other_key):
-    private = keyfiles.save_private_key(other_key, folder / "good.private.json")
-    public = keyfiles.save_public_key(other_key.public, folder / "good.public.json")
+    private = keyfiles.save_private_key(other_key, folder / "good.INSECURE.private.json")
+    public = keyfiles.save_public_key(other_key.public, folder / "good.INSECURE.public.json")
     secret_scan.deactivate()
     return json.loads(private.read_text()), json.loads(public.read_text())
 
 
-def _write(folder: Path, content: "bytes | str | object", name: str = "probe.json") -> Path:
+def _write(folder: Path, content: "bytes | str | object", name: str = "probe.INSECURE.json") -> Path:
     path = folder / name
     data = content if isinstance(content, bytes) else (content if isinstance(content, str) else json.dumps(content))
     path.write_bytes(data if isinstance(data, bytes) else data.encode())
@@ -66,7 +66,7 @@ def _write(folder: Path, content: "bytes | str | object", name: str = "probe.jso
 def _load_both(path: Path):
     for loader in (keyfiles.load_private_key, keyfiles.load_public_key):
         with pytest.raises(KeyFileError) as error:
-            loader(path)
+            loader(path, allow_insecure=True)
         assert str(path) in str(error.value)
 
 
@@ -85,23 +85,23 @@ def test_arbitrary_bytes_are_a_key_file_error(folder, data):
 def test_a_key_file_cut_short_is_a_key_file_error(folder, key_files, cut):
     text = json.dumps(key_files[0], indent=1)
     assume(cut < len(text))
-    with pytest.raises(KeyFileError, match="probe.json"):
-        keyfiles.load_private_key(_write(folder, text[:cut]))
+    with pytest.raises(KeyFileError, match="probe.INSECURE.json"):
+        keyfiles.load_private_key(allow_insecure=True, path=_write(folder, text[:cut]))
 
 
 @given(field=st.sampled_from(["n", "p", "q", "lambda", "mu", "fingerprint"]), value=json_values)
 def test_a_wrong_field_is_named(folder, key_files, other_key, field, value):
     body = {**key_files[0], field: value}
     assume(value != key_files[0][field])
-    with pytest.raises(KeyFileError, match=f"probe.json.*'{field}'|probe.json.*p\\*q != n"):
-        keyfiles.load_private_key(_write(folder, body))
+    with pytest.raises(KeyFileError, match=f"probe.INSECURE.json.*'{field}'|probe.json.*p\\*q != n"):
+        keyfiles.load_private_key(allow_insecure=True, path=_write(folder, body))
 
 
 @pytest.mark.parametrize("field", ["n", "p", "q"])
 def test_a_missing_field_is_named(folder, key_files, field):
     body = {k: v for k, v in key_files[0].items() if k != field}
-    with pytest.raises(KeyFileError, match=f"probe.json has no field '{field}'"):
-        keyfiles.load_private_key(_write(folder, body))
+    with pytest.raises(KeyFileError, match=f"probe.INSECURE.json has no field '{field}'"):
+        keyfiles.load_private_key(allow_insecure=True, path=_write(folder, body))
 
 
 def test_the_issue_examples(folder, key_files, other_key):
@@ -110,8 +110,9 @@ def test_the_issue_examples(folder, key_files, other_key):
              "'p' is not an odd prime": {**key_files[0], "p": "1", "q": key_files[0]["n"]}}
     for message, body in cases.items():
         with pytest.raises(KeyFileError, match=message):
-            keyfiles.load_private_key(_write(folder, body))
-    assert keyfiles.load_private_key(_write(folder, key_files[0])).p == other_key.p  # the valid one loads
+            keyfiles.load_private_key(allow_insecure=True, path=_write(folder, body))
+    valid = keyfiles.load_private_key(allow_insecure=True, path=_write(folder, key_files[0]))
+    assert valid.p == other_key.p  # the valid one loads
 
 
 @pytest.mark.parametrize("n, reason", [(15, "bits"), (-7, "positive"), (2**1023, "even"), ("prime", "is prime"),
@@ -121,20 +122,20 @@ def test_public_moduli_that_are_not_rsa_moduli_are_refused(folder, other_key, n,
     n = {"prime": int(gmpy2.next_prime(2**1100)), "square": other_key.p ** 2, "huge": 2**20000 + 1,
          "3p": 3 * other_key.p * other_key.q}.get(n, n) if isinstance(n, str) else n
     body = {"format": keyfiles.FORMAT, "kind": "public", "n": gmpy2.mpz(n).digits(10) if n > 0 else n}
-    with pytest.raises(KeyFileError, match=f"probe.json: field 'n' .*{reason}"):
-        keyfiles.load_public_key(_write(folder, body))
+    with pytest.raises(KeyFileError, match=f"probe.INSECURE.json: field 'n' .*{reason}"):
+        keyfiles.load_public_key(allow_insecure=True, path=_write(folder, body))
 
 
 def test_directories_and_symlinks_are_refused(tmp_path, other_key):
-    real = keyfiles.save_private_key(other_key, tmp_path / "real.private.json")
+    real = keyfiles.save_private_key(other_key, tmp_path / "real.INSECURE.private.json")
     (tmp_path / "dir.json").mkdir()
     (tmp_path / "link.json").symlink_to(real)
     for path, message in ((tmp_path / "dir.json", "is a directory"), (tmp_path / "link.json", "symbolic link")):
         with pytest.raises(KeyFileError, match=message):
-            keyfiles.load_private_key(path)
+            keyfiles.load_private_key(path, allow_insecure=True)
         with pytest.raises(KeyFileError, match=message):
             keyfiles.save_private_key(other_key, path, overwrite=True)
-    assert keyfiles.load_private_key(real).q == other_key.q
+    assert keyfiles.load_private_key(real, allow_insecure=True).q == other_key.q
 
 
 def _dead_pid() -> int:
@@ -145,7 +146,7 @@ def _dead_pid() -> int:
 
 @pytest.mark.parametrize("crash_in", ["fsync", "replace"])
 def test_a_crash_while_overwriting_keeps_the_old_key(tmp_path, monkeypatch, other_key, key2048, crash_in):
-    path = keyfiles.save_private_key(other_key, tmp_path / "k.private.json")
+    path = keyfiles.save_private_key(other_key, tmp_path / "k.INSECURE.private.json")
     before = path.read_bytes()
 
     def crash(*args, **kwargs):
@@ -155,32 +156,32 @@ def test_a_crash_while_overwriting_keeps_the_old_key(tmp_path, monkeypatch, othe
     with pytest.raises(OSError, match="power cut"):
         keyfiles.save_private_key(key2048, path, overwrite=True)
     monkeypatch.undo()
-    assert path.read_bytes() == before and keyfiles.load_private_key(path).p == other_key.p
+    assert path.read_bytes() == before and keyfiles.load_private_key(path, allow_insecure=True).p == other_key.p
     assert not list(tmp_path.glob(".*.tmp"))  # the writer removed its own temp file
 
 
 def test_temp_files_of_killed_writers_are_removed_and_never_loaded(tmp_path, other_key):
     keys = tmp_path / "keys"
     keys.mkdir()
-    name = "paillier_1024.private.json"
+    name = "paillier_1024.INSECURE.private.json"
     orphan = keys / f".{name}.{_dead_pid()}.abc123.tmp"
     orphan.write_text('{"format": "ppdl-paillier-v1", "kind": "priv')  # what a kill -9 leaves
     live = keys / f".{name}.{os.getpid()}.def456.tmp"  # a writer that is still running
     live.write_text("")
-    key = keyfiles.load_or_create_private_key(keys, 1024)
+    key = keyfiles.load_or_create_private_key(keys, 1024, allow_insecure=True)
     assert not orphan.exists() and live.exists()
-    assert keyfiles.load_or_create_private_key(keys, 1024).p == key.p
-    with pytest.raises(KeyFileError, match="holds a 1024-bit key, not 2048"):
+    assert keyfiles.load_or_create_private_key(keys, 1024, allow_insecure=True).p == key.p
+    with pytest.raises(KeyFileError, match="1024 bits, below 2048"):
         (keys / "paillier_2048.private.json").write_bytes((keys / name).read_bytes())
         os.chmod(keys / "paillier_2048.private.json", 0o600)
         keyfiles.load_or_create_private_key(keys, 2048)
 
 
 def test_no_overwrite_is_atomic(tmp_path, other_key, key2048):
-    path = keyfiles.save_private_key(other_key, tmp_path / "k.private.json")
+    path = keyfiles.save_private_key(other_key, tmp_path / "k.INSECURE.private.json")
     with pytest.raises(KeyFileError, match="exists"):
         keyfiles.save_private_key(key2048, path)
-    assert keyfiles.load_private_key(path).p == other_key.p
+    assert keyfiles.load_private_key(path, allow_insecure=True).p == other_key.p
 
 
 # --------------------------------------------------------------------------- serialized ciphertexts
@@ -432,7 +433,7 @@ def _key_in_child(keys_dir: str, start, out) -> None:
     """A separate process asking for the project key, as a notebook of `make -j2 all` does."""
     start.wait()
     try:
-        key = keyfiles.load_or_create_private_key(keys_dir, 1024)
+        key = keyfiles.load_or_create_private_key(keys_dir, 1024, allow_insecure=True)
         out.put(("ok", key.p, key.q))
     except Exception as exc:  # reported to the parent, which fails the test with it
         out.put(("error", repr(exc), None))
@@ -453,7 +454,7 @@ def test_concurrent_processes_end_with_one_identical_key(tmp_path):
         worker.join(timeout=60)
     assert [a[0] for a in answers] == ["ok"] * 4, answers
     assert len({(p, q) for _, p, q in answers}) == 1
-    on_disk = keyfiles.load_private_key(keys / "paillier_1024.private.json")
+    on_disk = keyfiles.load_private_key(keys / "paillier_1024.INSECURE.private.json", allow_insecure=True)
     assert (on_disk.p, on_disk.q) == answers[0][1:]
-    assert keyfiles.load_public_key(keys / "paillier_1024.public.json").n == on_disk.n
+    assert keyfiles.load_public_key(keys / "paillier_1024.INSECURE.public.json", allow_insecure=True).n == on_disk.n
     assert not list(keys.glob(".*.tmp"))

@@ -37,7 +37,7 @@ CHUNK_TASK = re.compile(rf"^{TASK_PREFIX}-[0-9a-f]+-\d{{6}}$")
 
 @pytest.fixture(scope="module")
 def key() -> PaillierPrivateKey:
-    return generate_keypair(1024)
+    return generate_keypair(1024, allow_insecure=True)
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +107,13 @@ def test_randomized_dataset_decrypts_and_holds_no_secret(client, key, images, tm
     report = encrypt_dataset(images, key, tmp_path / "r", chunk_size=3, scheduler=client, ciphertexts=True,
                              progress=False)
     assert sorted(report.computed) == [0, 1, 2, 3] and report.skipped == 0
-    store = open_existing(tmp_path / "r")
+    store = open_existing(tmp_path / "r", key)
     manifest = store.manifest
     assert manifest.key_fingerprint == key_fingerprint(key.public) and manifest.regime == "randomized"
     assert manifest.shape == images.shape and manifest.chunk_size == 3 and manifest.renderer == "mod256"
     cipher = store.read_ciphertexts(key.public)
     with pytest.raises(WrongKeyError):
-        store.read_ciphertexts(generate_keypair(1024).public)
+        store.read_ciphertexts(generate_keypair(1024, allow_insecure=True).public)
     assert np.array_equal(decrypt_array(key, cipher), images)
     assert np.array_equal(store.read_images(), render(cipher.values, key.public, "mod256"))
     for name, data in _folder_bytes(tmp_path / "r").items():
@@ -132,8 +132,8 @@ def test_resume_redoes_only_missing_chunks_byte_identically(client, key, images,
     assert sorted(report.computed) == [1, 3] and report.skipped == 3
     assert sum(bool(CHUNK_TASK.match(str(t["key"]))) for t in stream.data) == 2  # counted by Dask itself
     assert _folder_bytes(folder) == before
-    table = deterministic_table(key, regime, open_existing(folder).manifest.salt)
-    assert np.array_equal(open_existing(folder).read_images(), render_with_table(images, table, key.public))
+    table = deterministic_table(key, regime, open_existing(folder, key).manifest.salt)
+    assert np.array_equal(open_existing(folder, key).read_images(), render_with_table(images, table, key.public))
 
 
 def test_a_complete_folder_starts_no_work(key, images, tmp_path, client):
@@ -173,7 +173,7 @@ def test_a_killed_job_restarted_redoes_only_the_missing_chunks(client, key, imag
     assert report.skipped == 2 and sorted(report.computed) == sorted(set(range(10)) - set(survivors))
     assert not list(folder.glob(".*.tmp"))
     table = deterministic_table(key, "table", report.manifest.salt)  # the table the killed job used
-    assert np.array_equal(open_existing(folder).read_images(), render_with_table(images, table, key.public))
+    assert np.array_equal(open_existing(folder, key).read_images(), render_with_table(images, table, key.public))
 
 
 def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(client, key, tmp_path):
@@ -194,7 +194,7 @@ def test_a_worker_killed_mid_job_loses_and_duplicates_nothing(client, key, tmp_p
     with pytest.raises(ProcessLookupError):
         os.kill(killed["pid"], 0)
     assert sorted(seen) == sorted(report.computed) == list(range(8))  # each chunk written exactly once
-    store = open_existing(tmp_path / "k")
+    store = open_existing(tmp_path / "k", key)
     assert np.array_equal(decrypt_array(key, store.read_ciphertexts(key.public)), images)
     client.wait_for_workers(2, timeout=60)  # the nanny restarts it; leave the cluster whole
 
@@ -203,7 +203,8 @@ def test_folder_of_another_key_or_regime_is_refused(client, key, images, tmp_pat
     folder = tmp_path / "o"
     encrypt_dataset(images, key, folder, regime="fixed_r", scheduler=client, progress=False)
     with pytest.raises(WrongKeyError, match=re.escape(str(folder))):
-        encrypt_dataset(images, generate_keypair(1024), folder, regime="fixed_r", scheduler=client, progress=False)
+        encrypt_dataset(images, generate_keypair(1024, allow_insecure=True), folder, regime="fixed_r",
+                        scheduler=client, progress=False)
     with pytest.raises(OutputMismatchError, match="regime='fixed_r'.*regime='table'"):
         encrypt_dataset(images, key, folder, regime="table", scheduler=client, progress=False)
     with pytest.raises(OutputMismatchError, match="renderer"):
@@ -229,7 +230,7 @@ def test_bad_job_parameters_are_named(key, images, tmp_path, kwargs, match):
 
 @pytest.fixture(scope="module")
 def small_key() -> PaillierPrivateKey:
-    return generate_keypair(512)  # the tables' 256 exponentiations stay cheap
+    return generate_keypair(512, allow_insecure=True)  # the tables' 256 exponentiations stay cheap
 
 
 @settings(max_examples=4)
@@ -327,6 +328,21 @@ def test_one_cluster_for_both_parties_is_refused(client, key, head):
     with pytest.raises(PPDLError, match="private key"):
         spi.batch_private_inference(head, key, head.quantize_features(test_features), client_scheduler=client,
                                     server_scheduler=client, progress=False)
+
+
+def test_one_cluster_under_two_names_is_refused(client, key, head):
+    from distributed import Client
+
+    head, test_features = head
+    quantized = head.quantize_features(test_features)
+    port = client.scheduler.address.rsplit(":", 1)[1]
+    for mine, theirs in ((f"tcp://127.0.0.1:{port}", f"tcp://localhost:{port}"), (client, f"tcp://localhost:{port}")):
+        with pytest.raises(spi.SameClusterError, match="private key"):
+            spi.batch_private_inference(head, key, quantized, client_scheduler=mine, server_scheduler=theirs,
+                                        progress=False)
+    with Client(client.scheduler.address, set_as_default=False) as alias:  # a second Client of one scheduler
+        with pytest.raises(spi.SameClusterError, match="one scheduler"):
+            spi.check_distinct_clusters(client, alias)
 
 
 def test_out_of_range_features_are_refused_before_any_work(key, head):

@@ -45,7 +45,7 @@ def run(tmp_path_factory):
     """A keys folder as a notebook run leaves it: Paillier key file, then RSA, LWE, table, fixed r."""
     keys = tmp_path_factory.mktemp("run") / "keys"
     secret_scan.deactivate()
-    key = keyfiles.load_or_create_private_key(keys, 1024)  # activates keys/secret_registry.jsonl
+    key = keyfiles.load_or_create_private_key(keys, 1024, allow_insecure=True)  # activates keys/secret_registry.jsonl
     rsa_key = rsa_textbook.keygen(2048)
     lwe_key = lwe.keygen(lwe.DEFAULT)
     table = ImageEncryptor(key, Regime.TABLE)
@@ -197,8 +197,8 @@ def test_a_crash_cut_last_line_is_tolerated_a_corrupt_one_is_not(tmp_path):
 
 
 def test_secrets_are_found_in_key_files_of_older_runs_without_registry(tmp_path):
-    key = generate_keypair(1024)
-    keyfiles.save_private_key(key, tmp_path / "keys" / "old.private.json")
+    key = generate_keypair(1024, allow_insecure=True)
+    keyfiles.save_private_key(key, tmp_path / "keys" / "old.INSECURE.private.json")
     (tmp_path / "keys" / secret_scan.REGISTRY_NAME).unlink()
     secrets = load_secrets(tmp_path / "keys")
     assert {s.name for s in secrets} == {"p", "q", "lambda", "mu"}

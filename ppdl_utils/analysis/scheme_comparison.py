@@ -117,16 +117,17 @@ def _timed(function: Callable[[], Any]) -> tuple[Any, float]:
 
 
 def make_keys(paillier_bits: int = 2048, rsa_bits: int = 2048, lwe_params: lwe.LWEParams = lwe.DEFAULT,
-              keys_dir: "str | None" = None) -> SchemeKeys:
+              keys_dir: "str | None" = None, allow_insecure: bool = False) -> SchemeKeys:
     """Keys for every scheme.  Paillier comes from ``keys_dir`` (load or create) when given, and
     its ``keygen_s`` is then the load time.  RSA below 2048 bits warns (quick mode only);
-    ``lwe.TEACHING`` is never a default."""
+    ``lwe.TEACHING`` is never a default.  A Paillier key below 2048 bits needs ``allow_insecure``
+    (quick mode)."""
     if keys_dir:
         from ppdl_utils.crypto.keyfiles import load_or_create_private_key
 
-        paillier, t_p = _timed(lambda: load_or_create_private_key(keys_dir, paillier_bits))
+        paillier, t_p = _timed(lambda: load_or_create_private_key(keys_dir, paillier_bits, allow_insecure))
     else:
-        paillier, t_p = _timed(lambda: generate_keypair(paillier_bits))
+        paillier, t_p = _timed(lambda: generate_keypair(paillier_bits, allow_insecure))
     rsa_key, t_r = _timed(lambda: rsa.keygen(rsa_bits))
     lwe_key, t_l = _timed(lambda: lwe.keygen(lwe_params))
     return SchemeKeys(paillier, rsa_key, lwe_key, {"paillier": t_p, "rsa": t_r, "lwe": t_l})
@@ -491,7 +492,8 @@ def key_spread(datasets: Sequence[PreparedData], first_keys: SchemeKeys, n_keys:
     tables = []
     for draw in range(int(n_keys)):
         keys = first_keys if draw == 0 else make_keys(first_keys.paillier.public.bits, first_keys.rsa.key_size,
-                                                      first_keys.lwe.params)
+                                                      first_keys.lwe.params,
+                                                      allow_insecure=first_keys.paillier.public.insecure_ok)
         table = run_comparison(datasets, keys, configs, epochs, seed=seed, progress=progress)
         tables.append(table[["dataset", "scheme", "regime", "label", "accuracy", "macro_f1"]]
                       .assign(key_draw=draw, paillier_key=keys.paillier.public.fingerprint))

@@ -26,7 +26,7 @@ def time_key_sizes(bit_sizes: list[int], keygen_repeats: int = 2, operations: in
     rows = []
     for bits in tqdm(bit_sizes, desc="key sizes", disable=not progress):
         keys = []
-        keygen = per_call_seconds(lambda: keys.append(generate_keypair(bits)), keygen_repeats)
+        keygen = per_call_seconds(lambda: keys.append(generate_keypair(bits, allow_insecure=True)), keygen_repeats)
         key = keys[-1]
         phe_public = key.public.to_phe()
         fast = FastEncryptor(key)

@@ -164,6 +164,11 @@ def _load_payload(scheme: str, payload: bytes, key: object) -> Sealable:
 def open_bundle(blob: bytes, mac_key: MacKey, key: AnyKey, context: str = "", name: str = "bundle") -> Sealable:
     """Verify and load a bundle: WrongKeyError if it belongs to another key, IntegrityError if its
     tag, context or contents do not check out.  Nothing is returned unverified."""
+    if not isinstance(mac_key, MacKey):
+        raise ParameterError(f"mac_key must be a MacKey (MacKey.derive(private_key) or the shared key), "
+                             f"got {type(mac_key).__name__}")
+    if not isinstance(context, str):
+        raise ParameterError(f"context must be a string label, got {type(context).__name__}")
     scheme, fingerprint = _key_identity(key)
     data = serialization.as_bytes(blob, name)
     if len(data) < len(BUNDLE_MAGIC) + 4 + TAG_BYTES:

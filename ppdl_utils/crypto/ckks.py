@@ -14,12 +14,24 @@ uniform secret, classical 128-bit): the total ``sum(coeff_mod_bit_sizes)`` may n
 table, so ``insecure=True`` is only a label: it marks parameter sets picked for speed in tests and
 teaching, never reviewed, and every description of them says ``INSECURE (teaching/test only)``.
 
+Parameters are validated once, by :func:`validate_params` (ring, primes, scale against the chain);
+the security a result reports is read from the context actually used (:func:`security_of_context`,
+:func:`describe_context`, :func:`check_context`), never from an argument alone.
+
+Every serialized ciphertext carries the fingerprint of the context's public key
+(:func:`context_fingerprint`): :func:`serialize_vector` / :func:`seal_ciphertext` write it and
+:func:`vector_from` / :func:`open_ciphertext` refuse bytes made under another key with a
+``WrongKeyError`` (instead of decrypting them to garbage).  The fingerprint identifies the key; it
+is not a MAC: it does not stop someone from altering a ciphertext's values.
+
 TenSEAL draws its own randomness (SEAL's PRNG); nothing here seeds the cryptography.
 """
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import resource
+import weakref
 from dataclasses import dataclass, field
 from typing import Iterator, Sequence
 
@@ -27,7 +39,7 @@ import numpy as np
 import tenseal as ts
 import tenseal.sealapi  # noqa: F401  (registers the SEAL types the chain inspection returns)
 
-from ppdl_utils.errors import NoiseBudgetError, PPDLError
+from ppdl_utils.errors import CiphertextError, NoiseBudgetError, PPDLError, WrongKeyError
 
 __all__ = [
     "HE_STANDARD_MAX_LOGQ", "INSECURE_LABEL", "CKKSParams", "CNN_8192", "MLP_8192", "TRAINING_8192",
@@ -37,13 +49,17 @@ __all__ = [
     "make_context", "public_context", "load_context", "require_public", "require_galois",
     "context_bytes", "ciphertext_bytes", "chain_bits", "remaining_depth", "ensure_depth",
     "ckks_errors", "decrypt", "checked_mul", "check_same_scale", "output_bound", "peak_rss_mb",
-    "circuit_weights", "balance_scale",
+    "circuit_weights", "balance_scale", "MIN_SCALE_BITS", "context_fingerprint", "seal_ciphertext",
+    "open_ciphertext", "serialize_vector", "vector_from", "security_of_context", "context_chain",
+    "check_context", "describe_context",
 ]
 
 #: Maximal total coefficient-modulus bits for 128-bit classical security (HE standard, table 1).
 HE_STANDARD_MAX_LOGQ: dict[int, int] = {1024: 27, 2048: 54, 4096: 109, 8192: 218, 16384: 438, 32768: 881}
 INSECURE_LABEL = "INSECURE (teaching/test only)"
 _MAX_PRIME_BITS = 60  # SEAL's limit on one prime of the chain
+#: Smallest scale accepted: fresh CKKS noise is ~2^10 to 2^14, so a 2^20 scale leaves ~1e-2 precision.
+MIN_SCALE_BITS = 20
 
 
 class InsecureParametersError(PPDLError, ValueError):
@@ -117,6 +133,8 @@ def security_bits(params: CKKSParams) -> int:
         InsecureParametersError: the chain is too long for the ring (names ``coeff_mod_bit_sizes``).
         CKKSParameterError: the ring is not in the table (names ``poly_modulus_degree``).
     """
+    if not isinstance(params, CKKSParams):
+        raise CKKSParameterError(f"params must be a CKKSParams, got {type(params).__name__}")
     if params.insecure:
         return 0
     limit = HE_STANDARD_MAX_LOGQ.get(params.poly_modulus_degree)
@@ -132,7 +150,12 @@ def security_bits(params: CKKSParams) -> int:
 
 
 def describe(params: CKKSParams) -> str:
-    """One line: name, ring, chain, scale, depth and security label."""
+    """One line: name, ring, chain, scale, depth and security label (``INVALID`` when
+    :func:`validate_params` refuses the set)."""
+    try:
+        validate_params(params)
+    except CKKSParameterError as exc:
+        return f"{getattr(params, 'name', 'params')}: INVALID ({exc})"
     if params.insecure:
         label = INSECURE_LABEL
     else:
@@ -151,7 +174,23 @@ def validate_params(params: CKKSParams) -> None:
     Raises:
         CKKSParameterError / ScaleMismatchError naming the parameter at fault.
     """
-    n, chain, scale = params.poly_modulus_degree, list(params.coeff_mod_bit_sizes), params.global_scale_bits
+    if not isinstance(params, CKKSParams):
+        raise CKKSParameterError(f"params must be a CKKSParams, got {type(params).__name__}")
+    n, chain, scale = params.poly_modulus_degree, params.coeff_mod_bit_sizes, params.global_scale_bits
+
+    def is_int(value: object) -> bool:
+        return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+    if not is_int(n):
+        raise CKKSParameterError(f"poly_modulus_degree={n!r:.40} must be an integer")
+    if not isinstance(chain, (tuple, list)) or not all(is_int(b) for b in chain):
+        raise CKKSParameterError(f"coeff_mod_bit_sizes={chain!r:.60} must be a sequence of integers (bits per prime)")
+    if not is_int(scale):
+        raise ScaleMismatchError(f"global_scale_bits={scale!r:.40} must be an integer")
+    chain = [int(b) for b in chain]
+    if not MIN_SCALE_BITS <= scale <= _MAX_PRIME_BITS:
+        raise ScaleMismatchError(f"global_scale_bits={scale} must be in {MIN_SCALE_BITS}..{_MAX_PRIME_BITS}: a smaller "
+                                 "scale drowns the values in the encryption noise")
     if n not in HE_STANDARD_MAX_LOGQ:
         raise CKKSParameterError(f"poly_modulus_degree={n} must be one of {sorted(HE_STANDARD_MAX_LOGQ)}")
     if len(chain) < 2:
@@ -189,6 +228,8 @@ def insecure_test_params(poly_modulus_degree: int = 4096, depth: int = 1, scale_
     default is depth 1 at scale 2^30 (errors ~1e-5); depth 2 needs 20-bit primes, whose errors reach
     ~1e-2 (fresh noise is ~1e4 / 2^20).
     """
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 0:
+        raise CKKSParameterError(f"depth={depth!r:.40} must be an integer >= 0")
     chain = (edge_bits,) + (scale_bits,) * depth + (edge_bits,)
     return CKKSParams(poly_modulus_degree, chain, scale_bits, f"TEST_{poly_modulus_degree}_d{depth}", insecure=True)
 
@@ -210,8 +251,14 @@ def make_context(params: CKKSParams, galois: bool = True, relin: bool = True,
     if params.total_bits > limit:  # insecure-labelled sets get here; SEAL enforces the table itself
         raise InsecureParametersError(f"coeff_mod_bit_sizes totals {params.total_bits} bits > {limit}: SEAL "
                                       f"refuses to build contexts above the 128-bit table, even for tests")
-    ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
-                     coeff_mod_bit_sizes=list(params.coeff_mod_bit_sizes), n_threads=n_threads)
+    if n_threads is not None and (not isinstance(n_threads, int) or isinstance(n_threads, bool) or n_threads < 1):
+        raise CKKSParameterError(f"n_threads={n_threads!r:.40} must be a positive int or None")
+    try:
+        ctx = ts.context(ts.SCHEME_TYPE.CKKS, params.poly_modulus_degree,
+                         coeff_mod_bit_sizes=[int(b) for b in params.coeff_mod_bit_sizes], n_threads=n_threads)
+    except (ValueError, RuntimeError, TypeError) as exc:  # SEAL: e.g. no prime of that size = 1 mod 2N
+        raise CKKSParameterError(f"SEAL refuses poly_modulus_degree={params.poly_modulus_degree}, coeff_mod_bit_sizes="
+                                 f"{list(params.coeff_mod_bit_sizes)}: {exc}") from None
     ctx.global_scale = 2.0 ** params.global_scale_bits
     if params.circuit:
         balance_scale(ctx, params.circuit)
@@ -251,19 +298,169 @@ def balance_scale(ctx: ts.Context, circuit: str) -> float:
     return ctx.global_scale
 
 
+def _require_context(ctx: object, parameter: str = "ctx") -> None:
+    if not isinstance(ctx, ts.Context):
+        raise CKKSParameterError(f"{parameter} must be a TenSEAL context, got {type(ctx).__name__}")
+
+
+def _require_vector(vector: object, parameter: str = "vector") -> None:
+    if not isinstance(vector, ts.CKKSVector):
+        raise CiphertextError(f"{parameter} must be a CKKS vector (vector_from(ctx, bytes)), "
+                              f"got {type(vector).__name__}")
+
+
 def public_context(ctx: ts.Context) -> bytes:
     """Serialized copy of ``ctx`` without the secret key: exactly what the server receives."""
+    _require_context(ctx)
     return ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=ctx.has_galois_keys(),
                          save_relin_keys=ctx.has_relin_keys())
 
 
-def load_context(data: bytes, n_threads: int | None = 1) -> ts.Context:
-    """Deserialize a context (the server side of :func:`public_context`); one core unless asked."""
-    return ts.context_from(data, n_threads=n_threads)
+def load_context(data: bytes, n_threads: int | None = 1, parameter: str = "context") -> ts.Context:
+    """Deserialize a context (the server side of :func:`public_context`); one core unless asked.
+
+    Raises:
+        CiphertextError: `data` is not bytes or not a serialized CKKS context (names `parameter`).
+    """
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise CiphertextError(f"{parameter} must be the bytes of public_context(ctx), got {type(data).__name__}")
+    try:
+        ctx = ts.context_from(bytes(data), n_threads=n_threads)
+        scheme = ctx.seal_context().data.key_context_data().parms().scheme()
+    except Exception as exc:  # TenSEAL/SEAL/protobuf raise many types on hostile bytes
+        raise CiphertextError(f"{parameter} ({len(data)} bytes) is not a serialized TenSEAL context: "
+                              f"{type(exc).__name__}: {str(exc)[:200]}") from None
+    if not str(scheme).upper().endswith("CKKS"):
+        raise CiphertextError(f"{parameter} is a TenSEAL context of another scheme, not CKKS")
+    return ctx
+
+
+# --------------------------------------------------------------------------- key identity of ciphertexts
+CIPHERTEXT_MAGIC = b"PPDL-CKKS-CT1\n"
+_FINGERPRINT_BYTES = 32
+_FINGERPRINTS: "weakref.WeakKeyDictionary[ts.Context, str]" = weakref.WeakKeyDictionary()
+
+
+def context_fingerprint(ctx: ts.Context) -> str:
+    """SHA-256 (hex) of the context's serialized public key: the same for the key holder's private
+    context and the server's public copy, different for every other key.  Public; safe to print."""
+    if not isinstance(ctx, ts.Context):
+        raise CKKSParameterError(f"expected a TenSEAL context, got {type(ctx).__name__}")
+    try:
+        return _FINGERPRINTS[ctx]
+    except (KeyError, TypeError):
+        pass
+    with ckks_errors("context_fingerprint"):
+        blob = ctx.serialize(save_public_key=True, save_secret_key=False, save_galois_keys=False,
+                             save_relin_keys=False)
+    fingerprint = hashlib.sha256(blob).hexdigest()
+    with contextlib.suppress(TypeError):
+        _FINGERPRINTS[ctx] = fingerprint
+    return fingerprint
+
+
+def seal_ciphertext(data: bytes, fingerprint: str) -> bytes:
+    """``magic | sha256(public key) | TenSEAL bytes``: a serialized ciphertext that names its key."""
+    try:
+        raw = bytes.fromhex(fingerprint) if isinstance(fingerprint, str) else b""
+    except ValueError:
+        raw = b""
+    if len(raw) != _FINGERPRINT_BYTES or not isinstance(data, (bytes, bytearray)):
+        raise CiphertextError("seal_ciphertext needs TenSEAL bytes and a 64-hex-digit context_fingerprint")
+    return CIPHERTEXT_MAGIC + raw + bytes(data)
+
+
+def open_ciphertext(blob: bytes, key: "ts.Context | str", parameter: str = "ciphertext") -> bytes:
+    """The TenSEAL bytes of a :func:`seal_ciphertext` blob after checking that it was made under
+    `key` (a context or a fingerprint).
+
+    Raises:
+        CiphertextError: not a sealed CKKS ciphertext (raw TenSEAL bytes, truncated, not bytes).
+        WrongKeyError: made under another key (the scores would decrypt to garbage).
+    """
+    if not isinstance(blob, (bytes, bytearray, memoryview)):
+        raise CiphertextError(f"{parameter} must be bytes, got {type(blob).__name__}")
+    blob = bytes(blob)
+    head = len(CIPHERTEXT_MAGIC) + _FINGERPRINT_BYTES
+    if not blob.startswith(CIPHERTEXT_MAGIC) or len(blob) <= head:
+        raise CiphertextError(f"{parameter} ({len(blob)} bytes) is not a CKKS ciphertext of this kit "
+                              "(no key fingerprint header; make it with serialize_vector)")
+    want = key if isinstance(key, str) else context_fingerprint(key)
+    have = blob[len(CIPHERTEXT_MAGIC):head].hex()
+    if have != want:
+        raise WrongKeyError(f"{parameter} was encrypted under CKKS key {have[:16]}..., not {want[:16]}... "
+                            "(another context): it cannot be used with this one")
+    return blob[head:]
+
+
+def serialize_vector(vector: ts.CKKSVector, ctx: "ts.Context | None" = None) -> bytes:
+    """A CKKS vector's bytes with its key fingerprint (`ctx`: its context, if at hand: saves a lookup)."""
+    return seal_ciphertext(vector.serialize(), context_fingerprint(ctx if ctx is not None else vector.context()))
+
+
+def vector_from(ctx: ts.Context, blob: bytes, parameter: str = "ciphertext") -> ts.CKKSVector:
+    """Deserialize a :func:`serialize_vector` blob linked to `ctx`, checking its key first.
+
+    Raises:
+        WrongKeyError / CiphertextError: see :func:`open_ciphertext`; hostile bytes that TenSEAL
+        cannot parse are a CiphertextError naming `parameter`.
+    """
+    data = open_ciphertext(blob, ctx, parameter)
+    try:
+        vector = ts.ckks_vector_from(ctx, data)
+        parts, size = len(vector.ciphertext()), vector.size()
+    except Exception as exc:  # protobuf / SEAL errors of many types on hostile bytes
+        raise CiphertextError(f"{parameter} is not a well-formed CKKS vector: {type(exc).__name__}: "
+                              f"{str(exc)[:200]}") from None
+    if parts < 1 or size < 1:  # protobuf parses many short byte strings as an empty message
+        raise CiphertextError(f"{parameter} holds no ciphertext ({len(data)} bytes parsed as an empty vector)")
+    return vector
+
+
+# --------------------------------------------------------------------------- what a context is
+def context_chain(ctx: ts.Context) -> tuple[int, tuple[int, ...]]:
+    """(ring dimension N, bits of each prime of the chain) read from SEAL: what the context really is."""
+    _require_context(ctx)
+    with ckks_errors("context_chain"):
+        parms = ctx.seal_context().data.key_context_data().parms()
+        return int(parms.poly_modulus_degree()), tuple(q.bit_count() for q in parms.coeff_modulus())
+
+
+def security_of_context(ctx: ts.Context) -> int:
+    """Classical security (bits) of the context actually used: 128 when its whole modulus fits the
+    HE-standard table for its ring (SEAL builds nothing else), 0 otherwise."""
+    n, chain = context_chain(ctx)
+    limit = HE_STANDARD_MAX_LOGQ.get(n)
+    return 128 if limit is not None and sum(chain) <= limit else 0
+
+
+def check_context(ctx: ts.Context, params: CKKSParams, parameter: str = "ctx") -> None:
+    """Refuse a context that is not built from `params` (ring or chain differ): a cost row or a
+    security label must describe the context that ran, not the argument."""
+    n, chain = context_chain(ctx)
+    if n != params.poly_modulus_degree or chain != tuple(int(b) for b in params.coeff_mod_bit_sizes):
+        raise CKKSParameterError(f"{parameter} has N={n}, chain={list(chain)}, but params {params.name} says "
+                                 f"N={params.poly_modulus_degree}, chain={list(params.coeff_mod_bit_sizes)}: "
+                                 "pass the parameters the context was made with")
+
+
+def describe_context(ctx: ts.Context, params: "CKKSParams | None" = None) -> str:
+    """:func:`describe` for the context actually used (checked against `params` when given; the
+    label then keeps ``params``' INSECURE mark), else read from the context alone."""
+    if params is not None:
+        check_context(ctx, params)
+        return describe(params)
+    n, chain = context_chain(ctx)
+    bits = security_of_context(ctx)
+    label = f"{bits}-bit classical (HE standard)" if bits else "INSECURE (above the HE-standard table)"
+    return f"context: N={n}, chain={list(chain)} ({sum(chain)} bits), scale=2^{np.log2(ctx.global_scale):.2f}, {label}"
 
 
 def require_public(ctx: ts.Context, parameter: str = "public_ctx") -> None:
-    """Server functions call this: refuse a context that could decrypt."""
+    """Server functions call this: refuse a context that could decrypt (or that is no context)."""
+    if not isinstance(ctx, ts.Context):
+        raise CKKSParameterError(f"{parameter} must be a TenSEAL context (load_context(public_blob)), "
+                                 f"got {type(ctx).__name__}")
     if ctx.has_secret_key():
         raise SecretKeyOnServerError(f"{parameter} holds the secret key; the server must only get "
                                      f"public_context(ctx) (public, relinearisation and Galois keys)")
@@ -300,6 +497,7 @@ def chain_bits(ctx: ts.Context) -> list[int]:
 
 def remaining_depth(vector: ts.CKKSVector) -> int:
     """Multiplications still possible on ``vector``: primes left at its level minus one."""
+    _require_vector(vector)
     return vector.ciphertext()[0].coeff_modulus_size() - 1
 
 
@@ -341,6 +539,7 @@ def ckks_errors(operation: str) -> Iterator[None]:
 
 def decrypt(vector: ts.CKKSVector) -> np.ndarray:
     """Decrypt with the vector's own context; a public context raises :class:`MissingSecretKeyError`."""
+    _require_vector(vector)
     if not vector.context().has_secret_key():
         raise MissingSecretKeyError("decrypt needs the secret key, but this ciphertext is linked to a public "
                                     "context (the server's); only the key holder can decrypt")

@@ -34,7 +34,14 @@ import secrets
 import gmpy2
 import numpy as np
 
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, check_plaintext, check_plaintexts, is_integer, random_r
+from ppdl_utils.crypto.paillier import (
+    PaillierPrivateKey,
+    check_plaintext,
+    check_plaintexts,
+    is_integer,
+    random_r,
+    require_key_size,
+)
 from ppdl_utils.crypto.security import ParameterError, min_short_exponent_bits, security_bits
 
 WINDOW_BITS = 8
@@ -133,6 +140,10 @@ class FastEncryptor:
 
     def __init__(self, private: PaillierPrivateKey, exponent_bits: int | None = -1,
                  base: int | None = None) -> None:
+        if not isinstance(private, PaillierPrivateKey):
+            raise ParameterError(f"FastEncryptor needs the private key (it works modulo p^2 and q^2), "
+                                 f"got {type(private).__name__}")
+        require_key_size(private.public, "FastEncryptor's private key")
         self.private = private
         n, p, q = private.n, private.p, private.q
         self.n, self.n2 = gmpy2.mpz(n), gmpy2.mpz(n) * n

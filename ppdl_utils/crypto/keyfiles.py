@@ -7,8 +7,12 @@ empties the old key first.  Temporary files of a killed writer are removed on th
 
 Loading: a path that is a directory or a symbolic link is refused; JSON and structural errors are
 :class:`KeyFileError` naming the file and the field; p and q must be distinct primes with
-p * q = n, and the public modulus must look like an RSA-type modulus (odd, 512..16384 bits, not
+p * q = n, and the public modulus must look like an RSA-type modulus (odd, 1024..16384 bits, not
 prime, not a perfect power, no prime factor below 2^16).  The private file must be 0600.
+
+Key size: a key below 2048 bits (``paillier.MIN_SECURE_KEY_BITS``) is saved only under a file name
+that says so (``paillier_1024.INSECURE.private.json``) and loaded only with ``allow_insecure=True``
+(the notebooks' quick mode); a key below 1024 bits (a toy key) is never saved nor loaded.
 
 Saving or loading a key also activates the secret registry of its folder (``secret_scan``), so the
 secrets of the run are recorded next to the keys for the output scan.
@@ -28,11 +32,19 @@ from typing import Any
 import gmpy2
 
 from ppdl_utils import secret_scan
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, generate_keypair, register_key_secrets
-from ppdl_utils.errors import PPDLError
+from ppdl_utils.crypto.paillier import (
+    MIN_SECURE_KEY_BITS,
+    PaillierPrivateKey,
+    PaillierPublicKey,
+    generate_keypair,
+    is_integer,
+    register_key_secrets,
+)
+from ppdl_utils.errors import PPDLError, as_path
 
 FORMAT = "ppdl-paillier-v1"
-MIN_KEY_BITS = 512  # below: toy keys, which only the teaching widget builds (never saved)
+MIN_KEY_BITS = 1024  # below: toy keys, which only the teaching widget builds (never saved)
+INSECURE_TAG = ".INSECURE."  # in the file name of every saved key below MIN_SECURE_KEY_BITS
 MAX_KEY_BITS = 16384
 MAX_FILE_BYTES = 1 << 20
 _MAX_DIGITS = 6000  # a 16384-bit modulus has 4933 decimal digits
@@ -125,8 +137,28 @@ def _decimal(value: int) -> str:
     return gmpy2.mpz(value).digits(10)
 
 
+def key_file_name(bits: int, kind: str) -> str:
+    """``paillier_2048.private.json``; below 2048 bits ``paillier_1024.INSECURE.private.json``."""
+    tag = INSECURE_TAG if bits < MIN_SECURE_KEY_BITS else "."
+    return f"paillier_{bits}{tag}{kind}.json"
+
+
+def _check_size_to_save(public: PaillierPublicKey, path: Path) -> None:
+    """A toy key is never saved; a key below 2048 bits only under a name labelled INSECURE."""
+    _refuse_odd_target(path, "key file")
+    if not isinstance(public, PaillierPublicKey):
+        raise KeyFileError(f"key file {path}: expected a Paillier key, got {type(public).__name__}")
+    if public.bits < MIN_KEY_BITS:
+        raise KeyFileError(f"key file {path}: a {public.bits}-bit key is a toy key and is never saved "
+                           f"(at least {MIN_KEY_BITS} bits, {MIN_SECURE_KEY_BITS} outside quick/teaching mode)")
+    if public.bits < MIN_SECURE_KEY_BITS and INSECURE_TAG not in path.name:
+        raise KeyFileError(f"key file {path}: a {public.bits}-bit key (below {MIN_SECURE_KEY_BITS}) is saved only "
+                           f"under a name containing {INSECURE_TAG!r}, e.g. {key_file_name(public.bits, 'private')}")
+
+
 def save_public_key(public: PaillierPublicKey, path: "str | Path") -> Path:
     """Write (n, g) world-readable; replaces an existing public file atomically."""
+    _check_size_to_save(public, as_path(path, "public key path", KeyFileError))
     body = {"format": FORMAT, "kind": "public", "n": _decimal(public.n), "g": _decimal(public.g),
             "bits": public.bits, "fingerprint": public.fingerprint}
     return atomic_write(path, json.dumps(body, indent=1).encode(), 0o644, overwrite=True)
@@ -134,6 +166,10 @@ def save_public_key(public: PaillierPublicKey, path: "str | Path") -> Path:
 
 def save_private_key(private: PaillierPrivateKey, path: "str | Path", overwrite: bool = False) -> Path:
     """Write p, q (and the derived lambda, mu for readers) to a file only the owner can read."""
+    if not isinstance(private, PaillierPrivateKey):
+        raise KeyFileError(f"key file {path}: save_private_key needs a PaillierPrivateKey, "
+                           f"got {type(private).__name__}")
+    _check_size_to_save(private.public, as_path(path, "private key path", KeyFileError))
     body = {"format": FORMAT, "kind": "private", "n": _decimal(private.n), "p": _decimal(private.p),
             "q": _decimal(private.q), "lambda": _decimal(private.lam), "mu": _decimal(private.mu),
             "fingerprint": private.public.fingerprint}
@@ -221,13 +257,28 @@ def check_modulus(n: int, path: "str | Path", name: str = "n") -> None:
         raise bad("is prime: not a product of two primes")
 
 
-def load_public_key(path: "str | Path") -> PaillierPublicKey:
-    """Load and check a public key file (n validated; g and fingerprint, if present, consistent)."""
-    path = Path(path)
+def _check_size_to_use(n: int, path: Path, allow_insecure: bool) -> bool:
+    """Whether the key is below 2048 bits (then allowed only with allow_insecure and a labelled name)."""
+    if n.bit_length() >= MIN_SECURE_KEY_BITS:
+        return False
+    if allow_insecure is not True:
+        raise KeyFileError(f"key file {path}: field 'n' has {n.bit_length()} bits, below {MIN_SECURE_KEY_BITS}; "
+                           "such a key is loaded only in the labelled quick/teaching mode (allow_insecure=True)")
+    if INSECURE_TAG not in path.name:
+        raise KeyFileError(f"key file {path}: a {n.bit_length()}-bit key must be in a file named with "
+                           f"{INSECURE_TAG!r} (e.g. {key_file_name(n.bit_length(), path.name.split('.')[-2])})")
+    return True
+
+
+def load_public_key(path: "str | Path", allow_insecure: bool = False) -> PaillierPublicKey:
+    """Load and check a public key file (n validated; g and fingerprint, if present, consistent).
+
+    A key below 2048 bits needs ``allow_insecure=True`` and a file name containing ``.INSECURE.``."""
+    path = as_path(path, "public key path", KeyFileError)
     body = _read(path, "public")
     n = _int_field(body, "n", path)
     check_modulus(n, path)
-    public = PaillierPublicKey(n)
+    public = PaillierPublicKey(n, insecure_ok=_check_size_to_use(n, path, allow_insecure))
     if "g" in body and _int_field(body, "g", path) != public.g:
         raise KeyFileError(f"key file {path}: field 'g' is not n + 1")
     if "fingerprint" in body and body["fingerprint"] != public.fingerprint:
@@ -247,14 +298,17 @@ def _check_primes(p: int, q: int, n: int, path: Path) -> None:
         raise KeyFileError(f"key file {path}: gcd(n, (p-1)(q-1)) != 1, not a Paillier key")
 
 
-def load_private_key(path: "str | Path") -> PaillierPrivateKey:
-    """Load and check a private key; refuse files that others can read, directories and links."""
-    path = Path(path)
+def load_private_key(path: "str | Path", allow_insecure: bool = False) -> PaillierPrivateKey:
+    """Load and check a private key; refuse files that others can read, directories and links.
+
+    A key below 2048 bits needs ``allow_insecure=True`` and a file name containing ``.INSECURE.``."""
+    path = as_path(path, "private key path", KeyFileError)
     body = _read(path, "private")
     n, p, q = (_int_field(body, name, path) for name in ("n", "p", "q"))
     check_modulus(n, path)
+    insecure = _check_size_to_use(n, path, allow_insecure)
     _check_primes(p, q, n, path)
-    key = PaillierPrivateKey(PaillierPublicKey(n), p, q)
+    key = PaillierPrivateKey(PaillierPublicKey(n, insecure_ok=insecure), p, q)
     for name, value in (("lambda", key.lam), ("mu", key.mu)):
         if name in body and _int_field(body, name, path) != value:
             raise KeyFileError(f"key file {path}: field {name!r} does not match p and q (file edited or corrupt)")
@@ -272,7 +326,10 @@ def _folder_lock(folder: Path, name: str):
     The lock file is never removed: removing it would let a late process lock a new inode while
     an early one still holds the old.  The kernel frees the lock when its holder dies.
     """
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise KeyFileError(f"keys_dir {folder} cannot be created: {exc.strerror}") from None
     lock_path = folder / f".{name}.lock"
     _refuse_odd_target(lock_path, "key lock file")
     try:
@@ -286,29 +343,42 @@ def _folder_lock(folder: Path, name: str):
         os.close(fd)  # closing releases the lock
 
 
-def load_or_create_private_key(keys_dir: "str | Path", bits: int) -> PaillierPrivateKey:
+def load_or_create_private_key(keys_dir: "str | Path", bits: int, allow_insecure: bool = False) -> PaillierPrivateKey:
     """The project's key of this size: loaded from keys_dir if present, else generated and saved,
     so that encrypted datasets cached under its fingerprint stay valid between runs.
+
+    `bits` must be at least 2048, or at least 1024 with ``allow_insecure=True`` (the notebooks'
+    quick mode): such a key lives in ``paillier_<bits>.INSECURE.private.json``, never under the
+    normal name.
 
     Safe under concurrent processes (``make -j``): the check and the creation happen under one
     exclusive lock of the folder, so exactly one process generates the key and every other one
     waits for it and loads the same key; the public file is written before the lock is released.
     """
-    keys_dir = Path(keys_dir)
+    keys_dir = as_path(keys_dir, "keys_dir", KeyFileError)
     if keys_dir.exists() and not keys_dir.is_dir():
         raise KeyFileError(f"keys_dir {keys_dir} is a file, not a folder for key files")
-    private_path = keys_dir / f"paillier_{bits}.private.json"
+    if not is_integer(bits) or bits % 2 or not MIN_KEY_BITS <= bits <= MAX_KEY_BITS:
+        raise KeyFileError(f"key_bits={bits!r}: a saved key has an even number of bits in "
+                           f"{MIN_KEY_BITS}..{MAX_KEY_BITS} ({MIN_SECURE_KEY_BITS} or more outside quick/teaching "
+                           "mode)")
+    bits = int(bits)
+    if bits < MIN_SECURE_KEY_BITS and allow_insecure is not True:
+        raise KeyFileError(f"key_bits={bits} is below {MIN_SECURE_KEY_BITS}: such a key is made only in the labelled "
+                           "quick/teaching mode (allow_insecure=True, saved as "
+                           f"{key_file_name(bits, 'private')})")
+    private_path = keys_dir / key_file_name(bits, "private")
+    public_path = keys_dir / key_file_name(bits, "public")
     with _folder_lock(keys_dir, private_path.name):
         remove_stale_temp_files(keys_dir, private_path.name)
         if private_path.exists() or private_path.is_symlink():
-            key = load_private_key(private_path)
+            key = load_private_key(private_path, allow_insecure=allow_insecure)
             if key.public.bits != bits:
                 raise KeyFileError(f"key file {private_path} holds a {key.public.bits}-bit key, not {bits} bits")
-            public_path = keys_dir / f"paillier_{bits}.public.json"
             if not public_path.exists():  # a writer killed between the two files
                 save_public_key(key.public, public_path)
             return key
-        key = generate_keypair(bits)
+        key = generate_keypair(bits, allow_insecure=allow_insecure)
         save_private_key(key, private_path)
-        save_public_key(key.public, keys_dir / f"paillier_{bits}.public.json")
+        save_public_key(key.public, public_path)
         return key

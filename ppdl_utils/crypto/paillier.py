@@ -23,12 +23,19 @@ from ppdl_utils import secret_scan
 from ppdl_utils.crypto.security import ParameterError, as_array, security_bits, security_label
 from ppdl_utils.errors import CiphertextError, PlaintextRangeError
 
-__all__ = ["DEFAULT_KEY_BITS", "security_bits", "security_label", "L", "PaillierPublicKey",
+__all__ = ["DEFAULT_KEY_BITS", "MIN_SECURE_KEY_BITS", "InsecureKeyError", "require_key_size",
+           "security_bits", "security_label", "L", "PaillierPublicKey",
            "PaillierPrivateKey", "keypair_from_primes", "generate_keypair", "random_r", "is_integer",
            "check_plaintext", "check_plaintexts", "check_ciphertext", "encrypt_int", "decrypt_int",
            "add_ciphertexts", "add_plaintext", "multiply_plaintext", "register_key_secrets"]
 
 DEFAULT_KEY_BITS = 2048
+#: Smallest modulus used without an explicit, labelled teaching/quick mode (NIST: 112-bit security).
+MIN_SECURE_KEY_BITS = 2048
+
+
+class InsecureKeyError(ParameterError):
+    """A key below MIN_SECURE_KEY_BITS was created or used without the explicit teaching/quick mode."""
 _MPZ = type(gmpy2.mpz(0))
 
 
@@ -39,9 +46,14 @@ def L(x: int, n: int) -> int:
 
 @dataclass(frozen=True)
 class PaillierPublicKey:
-    """Public key (n, g) with g = n + 1."""
+    """Public key (n, g) with g = n + 1.
+
+    ``insecure_ok`` marks a key below :data:`MIN_SECURE_KEY_BITS` that was made or loaded in the
+    explicit teaching/quick mode (``allow_insecure=True``); encryptors refuse a small key without it.
+    """
 
     n: int
+    insecure_ok: bool = field(default=False, compare=False, kw_only=True)
 
     @property
     def g(self) -> int:
@@ -89,9 +101,21 @@ class PaillierPrivateKey:
     mu: int = field(init=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.public, PaillierPublicKey):
+            raise ParameterError(f"public must be a PaillierPublicKey, got {type(self.public).__name__}")
+        for name, value in (("p", self.p), ("q", self.q)):
+            if not is_integer(value) or int(value) < 3:
+                raise ParameterError(f"{name} must be an odd prime, got {type(value).__name__}")
         n = self.public.n
+        if self.p == self.q:
+            raise ParameterError("p and q are equal: n = p^2 is not a Paillier modulus")
+        if self.p * self.q != n:
+            raise ParameterError(f"p * q != n for key {self.public.fingerprint}: these primes are not this key's")
         lam = math.lcm(self.p - 1, self.q - 1)
-        mu = pow(L(pow(self.public.g, lam, n * n), n), -1, n)
+        try:
+            mu = pow(L(pow(self.public.g, lam, n * n), n), -1, n)
+        except ValueError:
+            raise ParameterError("gcd(n, (p-1)(q-1)) != 1: p and q do not make a Paillier key") from None
         object.__setattr__(self, "lam", lam)
         object.__setattr__(self, "mu", mu)
 
@@ -138,20 +162,46 @@ def keypair_from_primes(p: int, q: int) -> PaillierPrivateKey:
         raise ParameterError("p and q must be distinct primes")
     if math.gcd(p * q, (p - 1) * (q - 1)) != 1:
         raise ParameterError(f"gcd(pq, (p-1)(q-1)) != 1 for p = {p}, q = {q}: choose other primes")
-    key = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+    # chosen primes are the teaching widget's toy keys: labelled insecure, never saved by keyfiles
+    key = PaillierPrivateKey(PaillierPublicKey(p * q, insecure_ok=(p * q).bit_length() < MIN_SECURE_KEY_BITS), p, q)
     register_key_secrets(key)
     return key
 
 
-def generate_keypair(bits: int = DEFAULT_KEY_BITS) -> PaillierPrivateKey:
-    """Fresh key with an exactly `bits`-bit modulus n = pq (p, q of bits/2 bits each)."""
-    if not is_integer(bits) or bits < 16 or bits % 2:
+def require_key_size(public: PaillierPublicKey, where: str = "key") -> None:
+    """Refuse a key below :data:`MIN_SECURE_KEY_BITS` unless it was made or loaded in the explicit
+    teaching/quick mode (``insecure_ok``).  Encryptors and the jobs that use a key call this."""
+    if not isinstance(public, PaillierPublicKey):
+        raise ParameterError(f"{where} must be a Paillier key, got {type(public).__name__}")
+    if public.bits < MIN_SECURE_KEY_BITS and not public.insecure_ok:
+        raise InsecureKeyError(
+            f"{where} is a {public.bits}-bit key ({security_label(public.bits)}); keys below "
+            f"{MIN_SECURE_KEY_BITS} bits are used only in the labelled teaching/quick mode: make it with "
+            f"generate_keypair(bits, allow_insecure=True) or load it with allow_insecure=True")
+
+
+def generate_keypair(bits: int = DEFAULT_KEY_BITS, allow_insecure: bool = False) -> PaillierPrivateKey:
+    """Fresh key with an exactly `bits`-bit modulus n = pq (p, q of bits/2 bits each).
+
+    Below :data:`MIN_SECURE_KEY_BITS` (2048) only with ``allow_insecure=True`` (teaching, quick
+    runs, cost tables): the key is then labelled ``insecure_ok`` and keyfiles saves it only under an
+    ``.INSECURE.`` file name.
+
+    Raises:
+        ParameterError: `bits` is not an even integer >= 16.
+        InsecureKeyError: `bits` < 2048 without ``allow_insecure``.
+    """
+    if not is_integer(bits) or isinstance(bits, bool) or bits < 16 or bits % 2:
         raise ParameterError(f"key size must be an even number of bits >= 16, got {bits!r}")
     bits = int(bits)
+    insecure = bits < MIN_SECURE_KEY_BITS
+    if insecure and allow_insecure is not True:
+        raise InsecureKeyError(f"key_bits={bits} is below {MIN_SECURE_KEY_BITS} ({security_label(bits)}); "
+                               "pass allow_insecure=True for a labelled teaching/quick key")
     while True:
         p, q = _random_prime(bits // 2), _random_prime(bits // 2)
         if p != q and math.gcd(p * q, (p - 1) * (q - 1)) == 1 and (p * q).bit_length() == bits:
-            key = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+            key = PaillierPrivateKey(PaillierPublicKey(p * q, insecure_ok=insecure), p, q)
             register_key_secrets(key)
             return key
 

@@ -388,10 +388,22 @@ def _npz_split(content: dict[str, np.ndarray], s: str, path: Path) -> tuple[np.n
     return images, labels.astype(np.int64)
 
 
+#: More classes than this in an .npz without class_names is taken for a corrupt label, not a dataset.
+MAX_NPZ_CLASSES = 1000
+
+
 def _npz_class_names(raw: dict[str, tuple[np.ndarray, np.ndarray]], class_names: Sequence[str] | None,
                      path: Path) -> list[str]:
     n_classes = max((int(lab.max()) + 1 for _, lab in raw.values() if lab.size), default=1)
     if class_names is None:
+        if n_classes > MAX_NPZ_CLASSES:
+            raise DataError(f"MedMNIST file {path}: a label of {n_classes - 1} would make {n_classes} classes "
+                            f"(more than {MAX_NPZ_CLASSES}): a corrupt label? pass class_names to allow it")
+        present = set().union(*(set(np.unique(lab).tolist()) for _, lab in raw.values()))
+        missing = sorted(set(range(n_classes)) - present)
+        if missing:
+            raise DataError(f"MedMNIST file {path}: labels skip the class(es) {missing[:5]} of 0..{n_classes - 1}; "
+                            "pass class_names to name the classes explicitly")
         return [f"class {i}" for i in range(n_classes)]
     names = [str(c) for c in class_names]
     if len(names) < n_classes:

@@ -22,8 +22,9 @@ from tqdm.auto import tqdm
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, random_r
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, random_r, require_key_size
 from ppdl_utils.crypto.regimes import Regime
+from ppdl_utils.crypto.security import ParameterError
 from ppdl_utils.errors import ImageFormatError
 from ppdl_utils.images.render import render, render_with_table
 
@@ -56,6 +57,9 @@ class ImageEncryptor:
 
     def __init__(self, private: PaillierPrivateKey, regime: "Regime | str" = Regime.RANDOMIZED,
                  exponent_bits: int | None = -1, base: int | None = None) -> None:
+        if not isinstance(private, PaillierPrivateKey):
+            raise ParameterError(f"ImageEncryptor needs the client's private key, got {type(private).__name__}")
+        require_key_size(private.public, "ImageEncryptor's private key")
         self.private = private
         self.public: PaillierPublicKey = private.public
         self.regime = Regime.parse(regime)
@@ -111,7 +115,8 @@ class ImageEncryptor:
                 bar.update()
             bar.close()
             return np.stack(out) if out else np.empty_like(stack)
-        init = (self.private.p, self.private.q, self.fast.exponent_bits, self.fast.base, renderer)
+        init = (self.private.p, self.private.q, self.fast.exponent_bits, self.fast.base, renderer,
+                self.public.insecure_ok)
         out = np.empty_like(stack)
         # spawn, not fork: notebooks may have TensorFlow's thread pools running in this process
         with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
@@ -128,8 +133,9 @@ class ImageEncryptor:
 _WORKER: dict = {}
 
 
-def _init_worker(p: int, q: int, exponent_bits: int | None, base: int | None, renderer: str) -> None:
-    private = PaillierPrivateKey(PaillierPublicKey(p * q), p, q)
+def _init_worker(p: int, q: int, exponent_bits: int | None, base: int | None, renderer: str,
+                 insecure_ok: bool = False) -> None:
+    private = PaillierPrivateKey(PaillierPublicKey(p * q, insecure_ok=insecure_ok), p, q)
     _WORKER["encryptor"] = ImageEncryptor(private, Regime.RANDOMIZED, exponent_bits, base)
     _WORKER["renderer"] = renderer
 

@@ -53,6 +53,17 @@ class CNNSpec:
     hidden: int = 64
     n_classes: int = 2
 
+    def __post_init__(self) -> None:
+        for name in ("image_size", "kernel", "stride", "n_filters", "hidden", "n_classes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise InputShapeError(f"CNNSpec {name}={value!r:.40} must be a positive integer")
+        if self.image_size < self.kernel:
+            raise InputShapeError(f"CNNSpec image_size={self.image_size} is smaller than kernel={self.kernel}: "
+                                  "the convolution would have no window")
+        if self.n_classes < 2:
+            raise InputShapeError(f"CNNSpec n_classes={self.n_classes}: a classifier needs at least 2 classes")
+
     @property
     def side(self) -> int:
         """Output side of the valid convolution."""
@@ -200,16 +211,22 @@ def client_encrypt_image(ctx: ts.Context, image: np.ndarray, spec: CNNSpec,
     pixels = check_images(image, spec, params, "image")[0]
     with ckks.ckks_errors("im2col_encoding"):
         enc, windows_nb = ts.im2col_encoding(ctx, pixels.tolist(), spec.kernel, spec.kernel, spec.stride)
-    return enc.serialize(), int(windows_nb)
+    return ckks.serialize_vector(enc, ctx), int(windows_nb)
 
 
 def server_cnn(public_ctx: ts.Context, ciphertext: bytes, windows_nb: int, cnn: SquareCNN) -> bytes:
     """Server: conv -> square -> dense -> square -> dense on the encrypted image; no secret key."""
     ckks.require_public(public_ctx)
     ckks.require_galois(public_ctx, "server_cnn (conv2d_im2col / mm)")
-    enc = ts.ckks_vector_from(public_ctx, ciphertext)
-    if windows_nb != cnn.spec.windows:
-        raise InputShapeError(f"windows_nb={windows_nb}; the network expects {cnn.spec.windows}")
+    enc = ckks.vector_from(public_ctx, ciphertext, "ciphertext")  # WrongKeyError under another key
+    if not isinstance(cnn, SquareCNN):
+        raise InputShapeError(f"cnn must be a SquareCNN (cnn_from_keras), got {type(cnn).__name__}")
+    if isinstance(windows_nb, bool) or not isinstance(windows_nb, (int, np.integer)) or windows_nb != cnn.spec.windows:
+        raise InputShapeError(f"windows_nb={windows_nb!r:.40}; the network expects {cnn.spec.windows}")
+    expected = required_slots(cnn.spec.image_size, cnn.spec.kernel, cnn.spec.stride)
+    if enc.size() != expected:
+        raise InputShapeError(f"ciphertext holds {enc.size()} values; an im2col-encoded {cnn.spec.image_size} px image "
+                              f"holds {expected}")
     with ckks.ckks_errors("server_cnn"):
         ckks.ensure_depth(enc, 6, "server_cnn (conv, pack, square, dense, square, dense)")
         channels = [enc.conv2d_im2col(k.tolist(), windows_nb) + float(b) for k, b in zip(cnn.kernels, cnn.conv_bias)]
@@ -217,12 +234,12 @@ def server_cnn(public_ctx: ts.Context, ciphertext: bytes, windows_nb: int, cnn: 
         x.square_()
         x = x.mm(cnn.w1.tolist())  # b1 is folded into the next step, see encrypted_square_dense
         x = encrypted_square_dense(x, cnn.b1, cnn.w2, cnn.b2)
-    return x.serialize()
+    return ckks.serialize_vector(x, public_ctx)
 
 
 def client_decrypt_scores(ctx: ts.Context, ciphertext: bytes) -> np.ndarray:
-    """Client: decrypt the class scores (needs the secret key)."""
-    return ckks.decrypt(ts.ckks_vector_from(ctx, ciphertext))
+    """Client: decrypt the class scores (needs the secret key; refuses scores of another key)."""
+    return ckks.decrypt(ckks.vector_from(ctx, ciphertext, "scores"))
 
 
 def _one_image(ctx: ts.Context, public_ctx: ts.Context, cnn: SquareCNN, image: np.ndarray,
@@ -239,6 +256,7 @@ def encrypted_cnn_cost(ctx: ts.Context, cnn: SquareCNN, images: np.ndarray, labe
                        params: ckks.CKKSParams = ckks.CNN_8192, name: str = "rung 4: CNN on encrypted pixels",
                        progress: bool = True) -> tuple[LadderRow, np.ndarray]:
     """Classify every image encrypted; returns the cost row (means per image) and the scores."""
+    ckks.check_context(ctx, params)  # the row describes the context that runs, not the argument
     twin = plain_cnn_scores(cnn, images)  # validates the images before any encryption
     check_output_range(twin, params)
     public_blob = ckks.public_context(ctx)  # the one-off upload: public, relin and Galois keys

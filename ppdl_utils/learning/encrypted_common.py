@@ -179,7 +179,7 @@ def inference_row(rung: int, name: str, runs: list[dict], twin: np.ndarray, labe
         rung=rung, name=name, accuracy=float((pred == labels).mean()), n_test=len(labels),
         macro_f1=macro_f1(labels, pred), peak_memory_mb=ckks.peak_rss_mb(),
         context_bytes=len(public_blob), context_bytes_private=ckks.context_bytes(ctx, secret_key=True),
-        security=ckks.describe(params), server_learns=SERVER_LEARNS[rung],
+        security=ckks.describe_context(ctx, params), server_learns=SERVER_LEARNS[rung],
         mismatches_vs_twin=int((pred != twin.argmax(1)).sum()),
         twin_accuracy=float((twin.argmax(1) == labels).mean()),
         notes=f"max |score - twin| = {np.abs(scores - twin).max():.2e}", **mean)

@@ -87,6 +87,11 @@ def mlp_from_keras(model, feature_range: FeatureRange) -> SquareMLP:
     return SquareMLP(w1, b1, w2, b2, feature_range)
 
 
+def _check_mlp(mlp: object) -> None:
+    if not isinstance(mlp, SquareMLP):
+        raise InputShapeError(f"mlp must be a SquareMLP (mlp_from_keras), got {type(mlp).__name__}")
+
+
 def plain_mlp_scores(mlp: SquareMLP, scaled: np.ndarray) -> np.ndarray:
     """The plaintext twin: exactly the server's computation, in float64."""
     x = check_float_matrix(scaled, "scaled", n_features=mlp.n_features)
@@ -95,28 +100,31 @@ def plain_mlp_scores(mlp: SquareMLP, scaled: np.ndarray) -> np.ndarray:
 
 def client_encrypt_features(ctx: ts.Context, mlp: SquareMLP, raw: np.ndarray) -> bytes:
     """Client: scale one raw feature vector (range-checked) and encrypt it; returns the upload."""
+    _check_mlp(mlp)
     row = np.asarray(raw, dtype=np.float64).reshape(1, -1) if np.ndim(raw) == 1 else raw
     scaled = mlp.feature_range.transform(row, "raw")[0]
-    return ts.ckks_vector(ctx, scaled.tolist()).serialize()
+    with ckks.ckks_errors("client_encrypt_features"):
+        return ckks.serialize_vector(ts.ckks_vector(ctx, scaled.tolist()), ctx)
 
 
 def server_mlp(public_ctx: ts.Context, ciphertext: bytes, mlp: SquareMLP) -> bytes:
     """Server: ``Dense -> square -> Dense`` on the encrypted features; sees no secret key."""
     ckks.require_public(public_ctx)
     ckks.require_galois(public_ctx, "server_mlp (vector-matrix product)")
-    enc = ts.ckks_vector_from(public_ctx, ciphertext)
+    enc = ckks.vector_from(public_ctx, ciphertext, "ciphertext")  # WrongKeyError under another key
+    _check_mlp(mlp)
     if enc.size() != mlp.n_features:
         raise InputShapeError(f"ciphertext holds {enc.size()} features; the model expects {mlp.n_features}")
     with ckks.ckks_errors("server_mlp"):
         ckks.ensure_depth(enc, 3, "server_mlp (dense, square, dense)")
         hidden = enc.mm(mlp.w1.tolist())  # b1 is folded into the next step, see encrypted_square_dense
         scores = encrypted_square_dense(hidden, mlp.b1, mlp.w2, mlp.b2)
-    return scores.serialize()
+    return ckks.serialize_vector(scores, public_ctx)
 
 
 def client_decrypt_scores(ctx: ts.Context, ciphertext: bytes) -> np.ndarray:
-    """Client: decrypt the returned scores (needs the secret key)."""
-    return ckks.decrypt(ts.ckks_vector_from(ctx, ciphertext))
+    """Client: decrypt the returned scores (needs the secret key; refuses scores of another key)."""
+    return ckks.decrypt(ckks.vector_from(ctx, ciphertext, "scores"))
 
 
 def _one_image(ctx: ts.Context, public_ctx: ts.Context, mlp: SquareMLP, raw: np.ndarray) -> dict:
@@ -132,6 +140,7 @@ def encrypted_mlp_cost(ctx: ts.Context, mlp: SquareMLP, raw: np.ndarray, labels:
                        params: ckks.CKKSParams, name: str = "rung 3: MLP head on encrypted features",
                        progress: bool = True) -> tuple[LadderRow, np.ndarray]:
     """Classify every row of ``raw`` encrypted; returns the cost row and the encrypted scores."""
+    ckks.check_context(ctx, params)  # the row describes the context that runs, not the argument
     raw = check_float_matrix(raw, "raw", n_features=mlp.n_features)
     twin = plain_mlp_scores(mlp, mlp.feature_range.transform(raw, "raw"))  # refuses out-of-range rows
     check_output_range(twin, params)

@@ -37,6 +37,7 @@ from ppdl_utils.learning.encrypted_common import (
     macro_f1,
     timed_ms,
 )
+from ppdl_utils.learning.hyperparameters import check_class_labels, check_epochs, check_rate
 
 __all__ = [
     "POLY_SIGMOID3", "poly_sigmoid", "LogReg", "init_logreg", "plain_epoch", "plain_train", "predict_ovr",
@@ -90,6 +91,8 @@ def plain_train(x: np.ndarray, y: np.ndarray, epochs: int, lr: float, l2: float 
                 sigmoid: str = "poly") -> tuple[LogReg, list[LogReg]]:
     """Train in the clear from :func:`init_logreg`; returns (final model, model after each epoch)."""
     x, y = _check_xy(x, y)
+    epochs, lr = check_epochs(epochs), check_rate(lr, "lr")
+    l2 = check_rate(l2, "l2", allow_zero=True)
     model, history = init_logreg(x.shape[1], seed), []
     for _ in range(epochs):
         model = plain_epoch(x, y, model, lr, l2, sigmoid)
@@ -106,26 +109,33 @@ def predict_ovr(heads: list[LogReg], x: np.ndarray) -> np.ndarray:
 def client_encrypt_dataset(ctx: ts.Context, x: np.ndarray, y: np.ndarray) -> list[tuple[bytes, bytes]]:
     """Client: one ciphertext per feature vector and one per label; returns the uploads."""
     x, y = _check_xy(x, y)
-    return [(ts.ckks_vector(ctx, xi.tolist()).serialize(), ts.ckks_vector(ctx, [float(yi)]).serialize())
-            for xi, yi in zip(x, y)]
+    with ckks.ckks_errors("client_encrypt_dataset"):
+        return [(ckks.serialize_vector(ts.ckks_vector(ctx, xi.tolist()), ctx),
+                 ckks.serialize_vector(ts.ckks_vector(ctx, [float(yi)]), ctx)) for xi, yi in zip(x, y)]
 
 
 def server_load_dataset(public_ctx: ts.Context, blobs: list[tuple[bytes, bytes]]
                         ) -> list[tuple[ts.CKKSVector, ts.CKKSVector]]:
     """Server: deserialize the uploads once, linked to the public context."""
     ckks.require_public(public_ctx)
-    return [(ts.ckks_vector_from(public_ctx, bx), ts.ckks_vector_from(public_ctx, by)) for bx, by in blobs]
+    if not isinstance(blobs, (list, tuple)) or not blobs or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2 for pair in blobs):
+        raise InputShapeError("blobs must be a non-empty list of (features, label) ciphertext pairs")
+    return [(ckks.vector_from(public_ctx, bx, f"blobs[{i}] features"),
+             ckks.vector_from(public_ctx, by, f"blobs[{i}] label")) for i, (bx, by) in enumerate(blobs)]
 
 
 def key_holder_encrypt(ctx: ts.Context, model: LogReg) -> tuple[bytes, bytes]:
     """Key holder: fresh encryptions of the weights and bias (top of the modulus chain)."""
-    return ts.ckks_vector(ctx, model.w.tolist()).serialize(), ts.ckks_vector(ctx, [float(model.b)]).serialize()
+    with ckks.ckks_errors("key_holder_encrypt"):
+        return (ckks.serialize_vector(ts.ckks_vector(ctx, model.w.tolist()), ctx),
+                ckks.serialize_vector(ts.ckks_vector(ctx, [float(model.b)]), ctx))
 
 
 def key_holder_refresh(ctx: ts.Context, enc_w: bytes, enc_b: bytes) -> tuple[LogReg, bytes, bytes]:
     """Key holder: decrypt (it sees these weights) and re-encrypt; returns (weights seen, new w, new b)."""
-    seen = LogReg(ckks.decrypt(ts.ckks_vector_from(ctx, enc_w)),
-                  float(ckks.decrypt(ts.ckks_vector_from(ctx, enc_b))[0]))
+    seen = LogReg(ckks.decrypt(ckks.vector_from(ctx, enc_w, "enc_w")),
+                  float(ckks.decrypt(ckks.vector_from(ctx, enc_b, "enc_b"))[0]))
     return (seen, *key_holder_encrypt(ctx, seen))
 
 
@@ -133,8 +143,13 @@ def server_epoch(public_ctx: ts.Context, data: list[tuple[ts.CKKSVector, ts.CKKS
                  enc_b: bytes, lr: float, l2: float = 0.0) -> tuple[bytes, bytes]:
     """Server: one full-batch gradient step on ciphertexts (5 levels); no secret key involved."""
     ckks.require_public(public_ctx)
+    if not isinstance(data, (list, tuple)) or not data:
+        raise InputShapeError("server_epoch: data must be a non-empty list of (features, label) ciphertexts "
+                              "(server_load_dataset)")
+    check_rate(lr, "lr")
+    check_rate(l2, "l2", allow_zero=True)
     ckks.require_galois(public_ctx, "server_epoch (dot product)")
-    w, b = ts.ckks_vector_from(public_ctx, enc_w), ts.ckks_vector_from(public_ctx, enc_b)
+    w, b = ckks.vector_from(public_ctx, enc_w, "enc_w"), ckks.vector_from(public_ctx, enc_b, "enc_b")
     c = lr / len(data)
     coefficients = [c * a for a in POLY_SIGMOID3]  # fold the step size into the polynomial
     grad_w = grad_b = None
@@ -148,7 +163,7 @@ def server_epoch(public_ctx: ts.Context, data: list[tuple[ts.CKKSVector, ts.CKKS
             grad_b = e if grad_b is None else grad_b + e
         new_w = (w * (1.0 - lr * l2) if l2 else w) - grad_w
         new_b = b - grad_b
-    return new_w.serialize(), new_b.serialize()
+    return ckks.serialize_vector(new_w, public_ctx), ckks.serialize_vector(new_b, public_ctx)
 
 
 @dataclass
@@ -172,6 +187,8 @@ def encrypted_train(ctx: ts.Context, x: np.ndarray, y: np.ndarray, epochs: int, 
     ``public_ctx``: the server's copy (default: deserialized from :func:`ckks.public_context`).
     """
     x, y = _check_xy(x, y)
+    epochs, lr = check_epochs(epochs), check_rate(lr, "lr")
+    l2 = check_rate(l2, "l2", allow_zero=True)
     blobs, enc_ms, _ = timed_ms(client_encrypt_dataset, ctx, x, y)
     public_ctx = public_ctx or ckks.load_context(ckks.public_context(ctx))
     data = server_load_dataset(public_ctx, blobs)
@@ -194,7 +211,7 @@ def encrypted_train_ovr(ctx: ts.Context, x: np.ndarray, labels: np.ndarray, epoc
                         l2: float = 0.0, seed: int = 0, progress: bool = False,
                         public_ctx: ts.Context | None = None) -> list[TrainingRun]:
     """Binary labels -> one head; ``k > 2`` classes -> ``k`` one-vs-rest heads (features re-sent per head)."""
-    labels = np.asarray(labels).ravel()
+    labels = check_class_labels(np.asarray(labels).ravel(), "labels")
     k = int(labels.max()) + 1
     targets = [labels == 1] if k <= 2 else [labels == c for c in range(k)]
     public_ctx = public_ctx or ckks.load_context(ckks.public_context(ctx))
@@ -219,7 +236,10 @@ def encrypted_training_cost(ctx: ts.Context, x_train: np.ndarray, y_train: np.nd
     predictions that differ from the poly-sigmoid plaintext twin.  ``public_blob``: the server's
     context, ``ckks.public_context(ctx)`` (~2 s and 83 MB to serialize: pass it when calling again).
     """
-    y_train, y_test = np.asarray(y_train).ravel(), np.asarray(y_test).ravel()
+    ckks.check_context(ctx, params)  # the row describes the context that runs, not the argument
+    y_train = check_class_labels(np.asarray(y_train).ravel(), "y_train")
+    y_test = check_class_labels(np.asarray(y_test).ravel(), "y_test", n_classes=int(y_train.max()) + 1)
+    epochs, lr = check_epochs(epochs), check_rate(lr, "lr")
     public_blob = public_blob or ckks.public_context(ctx)
     runs = encrypted_train_ovr(ctx, x_train, y_train, epochs, lr, l2, seed, progress, ckks.load_context(public_blob))
     twin = _plain_ovr(x_train, y_train, epochs, lr, l2, seed, "poly")
@@ -235,7 +255,7 @@ def encrypted_training_cost(ctx: ts.Context, x_train: np.ndarray, y_train: np.nd
         server_cpu_ms=1000 * float(np.mean([sum(r.cpu_seconds_per_epoch[i] for r in runs) for i in range(epochs)])),
         bytes_up=runs[0].bytes_up / n, bytes_down=float(sum(r.bytes_per_epoch for r in runs)),
         peak_memory_mb=ckks.peak_rss_mb(), context_bytes=len(public_blob),
-        context_bytes_private=ckks.context_bytes(ctx, secret_key=True), security=ckks.describe(params),
+        context_bytes_private=ckks.context_bytes(ctx, secret_key=True), security=ckks.describe_context(ctx, params),
         server_learns=SERVER_LEARNS[5], mismatches_vs_twin=int((pred != twin_pred).sum()),
         twin_accuracy=float((twin_pred == y_test).mean()),
         notes="decrypt_ms = key-holder refresh per epoch; bytes_down = weights round trip per epoch")

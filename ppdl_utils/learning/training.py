@@ -22,6 +22,7 @@ import tensorflow as tf  # noqa: E402
 
 from ppdl_utils.errors import ImageFormatError  # noqa: E402
 from ppdl_utils.learning import models as _models  # sets TF_CPP_MIN_LOG_LEVEL before TensorFlow loads
+from ppdl_utils.learning.hyperparameters import TrainingParameterError, check_epochs, check_rate
 from ppdl_utils.records import EvaluationSummary, RunRecord, TrainSummary  # noqa: E402
 
 __all__ = ["set_seed", "preprocess_batch", "make_dataset", "BestWeights", "StepTimer", "TrainResult",
@@ -249,8 +250,11 @@ def train_model(model: keras.Model, data: dict, epochs: int, lr: float = 5e-4, b
         seed: seeds initial weights, dropout and shuffling (``keras.utils.set_random_seed``).
         label: a name for the printed per-epoch lines.
     """
-    if "train" not in data or "val" not in data:
-        raise KeyError(f"data must have 'train' and 'val' parts, got {sorted(data)}")
+    if not isinstance(data, dict) or "train" not in data or "val" not in data:
+        raise TrainingParameterError(f"data must be a dict with 'train' and 'val' parts, got {type(data).__name__}")
+    epochs, lr = check_epochs(epochs), check_rate(lr, "lr")
+    batch_size = check_epochs(batch_size, "batch_size")
+    check_rate(warmup_epochs, "warmup_epochs", allow_zero=True, maximum=1e4)
     set_seed(seed)
     kind = _models.input_kind(model)
     x_train, y_train = data["train"]
@@ -386,6 +390,8 @@ def fit_arrays(model: keras.Model, x: np.ndarray, labels: np.ndarray, split: dic
     as :func:`train_model` (:class:`BestWeights` on validation accuracy, earliest on ties, 1-based),
     then predict the test part.  Returns (the callback: ``best_epoch``, ``best``; test predictions).
     Seed (:func:`set_seed`) before building the model: the seed then fixes weights, dropout and order."""
+    epochs, lr = check_epochs(epochs), check_rate(lr, "lr")
+    batch_size = check_epochs(batch_size, "batch_size")
     tr, va, te = (np.asarray(split[k]) for k in ("train", "val", "test"))
     # XLA ("auto" in Keras 3) compiles for seconds and then runs slower on a small CPU: off.
     model.compile(optimizer=keras.optimizers.Adam(lr), loss="sparse_categorical_crossentropy",

@@ -26,6 +26,21 @@ class SchedulerUnreachableError(PPDLError, ConnectionError):
     """A Dask scheduler address cannot be reached (or does not answer as a scheduler) in time."""
 
 
+class SchedulerParameterError(PPDLError, ValueError):
+    """A scheduler parameter is neither an address string, a ``distributed.Client`` nor None."""
+
+
+def check_scheduler(scheduler: object, parameter: str = "scheduler") -> None:
+    """Refuse anything but None, an address string ("" = None) or a ``distributed.Client``."""
+    if scheduler is None or isinstance(scheduler, str):
+        return
+    from distributed import Client
+
+    if not isinstance(scheduler, Client):
+        raise SchedulerParameterError(f"{parameter}={scheduler!r:.60} must be a Dask scheduler address such as "
+                                      "'tcp://host:8786', a distributed.Client, or None (a LocalCluster)")
+
+
 def scheduler_address(scheduler: "str | None" = None, env: str = SCHEDULER_ENV) -> "tuple[str | None, str]":
     """(address, where it came from): the parameter, else the environment variable `env`
     (``$PPDL_DASK_SCHEDULER``), else (None, "local") meaning "start a LocalCluster"."""
@@ -115,6 +130,11 @@ def dask_client(scheduler: "str | Client | None" = None, n_workers: int | None =
     """
     from distributed import Client, LocalCluster
 
+    check_scheduler(scheduler)
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
+        raise SchedulerParameterError(f"n_workers={n_workers!r:.40} must be a positive int or None (every core)")
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout < 3600:
+        raise SchedulerParameterError(f"timeout={timeout!r:.40} must be a number of seconds in (0, 3600)")
     if scheduler is not None and not isinstance(scheduler, str):
         yield scheduler  # a Client the caller manages
         return
@@ -131,6 +151,39 @@ def dask_client(scheduler: "str | Client | None" = None, n_workers: int | None =
     with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         with Client(cluster, set_as_default=False) as client:
             yield client
+
+
+def resolved_address(address: str) -> "tuple[str, frozenset[str], int] | None":
+    """(scheme, every IP the host resolves to, port) of a tcp/tls address, so that
+    ``tcp://localhost:8786`` and ``tcp://127.0.0.1:8786`` compare equal; None when it cannot be
+    resolved (then only :func:`scheduler_id` can tell)."""
+    from distributed.comm.addressing import parse_address, parse_host_port
+
+    try:
+        scheme, location = parse_address(address)
+        host, port = parse_host_port(location)
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except (ValueError, OSError, TypeError):
+        return None
+    ips = {info[4][0] for info in infos}
+    if ips & {"127.0.0.1", "::1"} or any(ip.startswith("127.") for ip in ips):
+        ips |= {"loopback"}
+    return scheme, frozenset(ips), int(port)
+
+
+def same_address(a: str, b: str) -> bool:
+    """Whether two scheduler addresses name one scheduler: equal strings, or the same scheme and
+    port on hosts that resolve to a common IP (both on loopback counts as common)."""
+    if a == b:
+        return True
+    ra, rb = resolved_address(a), resolved_address(b)
+    return ra is not None and rb is not None and ra[0] == rb[0] and ra[2] == rb[2] and bool(ra[1] & rb[1])
+
+
+def scheduler_id(client: "Client") -> str:
+    """The scheduler's own identifier (unique per scheduler process): two clients of one cluster
+    share it whatever address each was given."""
+    return str(client.scheduler_info(n_workers=0)["id"])
 
 
 def worker_count(client: "Client") -> int:

@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 
 from ppdl_utils import secret_scan
 from ppdl_utils.crypto.cipher_array import PaillierArray
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, require_key_size
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.errors import PPDLError
 from ppdl_utils.images.encryption import ImageEncryptor, validate_images
@@ -221,8 +221,12 @@ def encrypt_dataset(images: np.ndarray, private: PaillierPrivateKey, output: "st
             PaillierArray per chunk, 2*bits/8 bytes a pixel).
         on_chunk: called with each chunk index after it is written (progress hooks, tests).
 
-    Returns an :class:`EncryptReport`; read the data with ``store.open_existing(output)``.
+    Returns an :class:`EncryptReport`; read the data with ``store.open_existing(output, private)``
+    (every chunk is verified against its HMAC).
     """
+    if not isinstance(private, PaillierPrivateKey):
+        raise JobParameterError(f"private must be the client's PaillierPrivateKey, got {type(private).__name__}")
+    require_key_size(private.public, "encrypt_dataset's private key")
     stack = validate_images(images, "images", batch=True)
     try:
         regime = Regime.parse(regime)
@@ -231,7 +235,7 @@ def encrypt_dataset(images: np.ndarray, private: PaillierPrivateKey, output: "st
     size = _check_job(stack, regime, renderer, chunk_size, ciphertexts)
     wanted = Manifest(key_fingerprint(private.public), int(private.public.bits), regime.value, renderer,
                       tuple(int(v) for v in stack.shape), size, images_digest(stack), bool(ciphertexts))
-    store = ChunkStore.open(output, wanted)
+    store = ChunkStore.open(output, wanted, private)
     missing = store.missing()
     report = EncryptReport(store.folder, store.manifest, skipped=store.manifest.n_chunks - len(missing))
     if not missing:

@@ -11,8 +11,9 @@ Who holds what:
   every task the server receives; tests search them, and the server scheduler's graph, for p,
   q, lambda and mu (:func:`private_key_traces`).
 
-The two clusters are never the same one: by default two LocalClusters are started, and one
-address given for both roles is refused.
+The two clusters are never the same one: by default two LocalClusters are started; two addresses
+that resolve to one host and port are refused before connecting, and two connections to one
+scheduler (same scheduler id, whatever the address or Client object) are refused before any task.
 """
 from __future__ import annotations
 
@@ -27,11 +28,19 @@ from tqdm.auto import tqdm
 
 from ppdl_utils.crypto.cipher_array import PaillierArray, decrypt_array
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
-from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, PaillierPublicKey, require_key_size
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.errors import CiphertextError, DataError, PPDLError
 from ppdl_utils.learning.private_inference import PaillierHeadServer, QuantizedHead, packing_parameters, unpack_scores
-from ppdl_utils.scale.cluster import CONNECT_TIMEOUT_S, SCHEDULER_ENV, dask_client, scheduler_address
+from ppdl_utils.scale.cluster import (
+    CONNECT_TIMEOUT_S,
+    SCHEDULER_ENV,
+    check_scheduler,
+    dask_client,
+    same_address,
+    scheduler_address,
+    scheduler_id,
+)
 
 if TYPE_CHECKING:
     from distributed import Client
@@ -142,12 +151,27 @@ def _address(value: "str | Client | None", env: str) -> str | None:
     return str(value.scheduler.address)
 
 
+class SameClusterError(PPDLError, ValueError):
+    """The client's and the server's cluster are one scheduler: the server would hold the key."""
+
+
 def _check_roles(client_scheduler: "str | Client | None", server_scheduler: "str | Client | None") -> None:
-    """Refuse one cluster for both parties: the server's workers must never hold the key."""
-    mine = _address(client_scheduler, SCHEDULER_ENV)
-    if mine is not None and mine == _address(server_scheduler, SERVER_SCHEDULER_ENV):
-        raise PPDLError(f"client and server clusters are the same ({mine}): the server's workers would "
-                        "hold the private key. Give the server cluster its own scheduler.")
+    """Before connecting: refuse two names of one scheduler (aliases resolved, see ``same_address``)."""
+    check_scheduler(client_scheduler, "client_scheduler")
+    check_scheduler(server_scheduler, "server_scheduler")
+    mine, theirs = _address(client_scheduler, SCHEDULER_ENV), _address(server_scheduler, SERVER_SCHEDULER_ENV)
+    if mine is not None and theirs is not None and same_address(mine, theirs):
+        raise SameClusterError(f"client and server clusters are the same ({mine} and {theirs}): the server's "
+                               "workers would hold the private key. Give the server cluster its own scheduler.")
+
+
+def check_distinct_clusters(client: "Client", server: "Client") -> None:
+    """After connecting: refuse one scheduler for both parties by its identity (scheduler id), which no
+    alias, proxy or second Client object can hide."""
+    if client is server or scheduler_id(client) == scheduler_id(server):
+        raise SameClusterError(f"client and server clusters are one scheduler (id {scheduler_id(client)}, "
+                               f"{client.scheduler.address}): the server's workers would hold the private key. "
+                               "Give the server cluster its own scheduler.")
 
 
 def batch_private_inference(head: QuantizedHead, private: PaillierPrivateKey, quantized: np.ndarray,
@@ -165,12 +189,18 @@ def batch_private_inference(head: QuantizedHead, private: PaillierPrivateKey, qu
         server_scheduler: the server's cluster; default ``$PPDL_DASK_SERVER_SCHEDULER``, else a
             second LocalCluster.  Refused when it is the client's cluster.
     """
+    if not isinstance(private, PaillierPrivateKey):
+        raise PPDLError(f"private must be the client's PaillierPrivateKey, got {type(private).__name__}")
+    require_key_size(private.public, "batch_private_inference's private key")
+    if not isinstance(head, QuantizedHead):
+        raise PPDLError(f"head must be a QuantizedHead (fit_quantized_head), got {type(head).__name__}")
     rows = head.check_quantized(quantized)  # client side, before any work: PlaintextRangeError
     if isinstance(rows_per_chunk, bool) or not isinstance(rows_per_chunk, (int, np.integer)) or rows_per_chunk < 1:
         raise DataError(f"rows_per_chunk must be a positive int, got {rows_per_chunk!r}")
     _check_roles(client_scheduler, server_scheduler)
     with dask_client(client_scheduler, n_workers, timeout) as client, \
             dask_client(server_scheduler, n_workers, timeout, env=SERVER_SCHEDULER_ENV) as server:
+        check_distinct_clusters(client, server)
         return _run_batch(client, server, head, private, rows, int(rows_per_chunk), progress)
 
 

@@ -81,7 +81,8 @@ class PaillierPlayground:
                   else (self.mode.value, self.bits.value))
         if source != self._key_source:  # regenerate only when the key inputs change
             self._key = (keypair_from_primes(self.p.value, self.q.value)
-                         if self.mode.value == "small primes" else generate_keypair(self.bits.value))
+                         if self.mode.value == "small primes"
+                         else generate_keypair(self.bits.value, allow_insecure=True))  # teaching keys: labelled
             self._key_source = source
         assert self._key is not None
         return self._key
@@ -169,7 +170,7 @@ class ImageEncryptionExplorer:
     def _encryptor(self):
         bits, regime = self.key_bits.value, self.regime.value
         if bits not in self._keys:
-            self._keys[bits] = generate_keypair(bits)
+            self._keys[bits] = generate_keypair(bits, allow_insecure=True)  # teaching widget, never saved
         if (bits, regime) not in self._encryptors:  # one secret table/r per (key, regime)
             self._encryptors[(bits, regime)] = self._encryptor_class(self._keys[bits], regime)
         return self._encryptors[(bits, regime)]
