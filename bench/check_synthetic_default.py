@@ -67,8 +67,8 @@ def run_seed(seed: int, args) -> list[dict]:
     bare = [r for r in args.regimes if r != "randomized" or args.randomized_per_class]
     seriation = [] if args.no_input_table else [r for r in bare if r in DETERMINISTIC]
     jobs = study.jobs(bare, seriation, table_suffix="+seriation")
-    data, encrypted = study.encrypt_regimes(ds.images, ds.labels, split, jobs,
-                                            study.direct_encryptor(generate_keypair(args.key_bits, allow_insecure=True)),
+    key = generate_keypair(args.key_bits, allow_insecure=True)  # a fresh key per seed, never printed or saved
+    data, encrypted = study.encrypt_regimes(ds.images, ds.labels, split, jobs, study.direct_encryptor(key),
                                             args.randomized_per_class, seed, with_stats=False)
     for row in encrypted:
         print(f"  seed {seed}: encrypted {row['images']} images ({row['regime']}) in {row['encrypt seconds']:.1f} s",
