@@ -294,10 +294,10 @@ def fit_logistic_head(oracle: Oracle, y: np.ndarray, n_classes: int, l2: float =
         result = minimize(loss_and_gradient, theta, jac=True, method="L-BFGS-B",
                           callback=lambda *_: evaluations.update(1),
                           options={"maxiter": int(max_steps - iterations), "gtol": 1e-7, "ftol": 1e-12})
-        theta, loss, done = result.x, float(result.fun), max(int(result.nit), 1)
-        iterations += done
-        if result.success and result.nit < max_steps - iterations + done:
-            break  # converged (not merely out of iterations)
+        theta, loss = result.x, float(result.fun)
+        iterations += max(int(result.nit), 1)
+        if result.status == 0:
+            break  # converged; status 1 is the iteration budget, status 2 a failed line search (restart)
     evaluations.close()
     log = TrainingLog(steps=state["calls"], loss=loss, seconds=time.perf_counter() - start)
     low = feature_low if feature_low is not None else np.full(d, -np.inf)
