@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import tenseal.sealapi as seal
 
-from ppdl_utils.crypto.ckks import HE_STANDARD_MAX_LOGQ, CKKSParameterError, InsecureParametersError
-from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes, _seal_load
+from ppdl_utils.crypto.ckks import CKKSParameterError
+from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes, _seal_load, check_chain, seal_context
 from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
 
 __all__ = ["ColumnParams", "COLUMNS_MLP_8192", "COLUMNS_CNN_8192", "ColumnBatch", "ColumnKeyHolder",
@@ -46,15 +46,8 @@ class ColumnParams:
         return len(self.coeff_mod_bit_sizes) - 2
 
     def validate(self) -> int:
-        n, chain = self.poly_modulus_degree, list(self.coeff_mod_bit_sizes)
-        limit = HE_STANDARD_MAX_LOGQ.get(n)
-        if limit is None:
-            raise CKKSParameterError(f"poly_modulus_degree={n} must be one of {sorted(HE_STANDARD_MAX_LOGQ)}")
-        if len(chain) < 3 or any(not 20 <= b <= 60 for b in chain):
-            raise CKKSParameterError(f"coeff_mod_bit_sizes={chain}: at least three primes of 20..60 bits")
-        if sum(chain) > limit:
-            raise InsecureParametersError(f"coeff_mod_bit_sizes={chain} totals {sum(chain)} bits, above the {limit} "
-                                          f"bits the HE standard allows for 128-bit security at N={n}")
+        chain = list(self.coeff_mod_bit_sizes)
+        check_chain(self.poly_modulus_degree, chain, "at least three primes")
         if not 20 <= self.scale_bits < chain[0]:
             raise CKKSParameterError(f"scale_bits={self.scale_bits} must be 20 or more and below the first prime")
         return 128
@@ -89,20 +82,12 @@ class ColumnBatch:
         return len(_seal_bytes(self.ciphertexts[0])) * self.width if self.ciphertexts else 0
 
 
-def _context(params: ColumnParams):
-    params.validate()
-    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
-    parms.set_poly_modulus_degree(params.poly_modulus_degree)
-    parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
-    return seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
-
-
 class ColumnKeyHolder:
     """The client: secret key, encryption of a batch, decryption of the scores."""
 
     def __init__(self, params: ColumnParams):
         self.params = params
-        self.context = _context(params)
+        self.context = seal_context(params)
         keygen = seal.KeyGenerator(self.context)
         secret = keygen.secret_key()
         public = seal.PublicKey()
@@ -159,7 +144,7 @@ class ColumnServer:
 
     def __init__(self, params: ColumnParams, public_keys: bytes, fingerprint: str):
         self.params, self.fingerprint = params, fingerprint
-        self.context = _context(params)
+        self.context = seal_context(params)
         if not isinstance(public_keys, (bytes, bytearray)) or not public_keys:
             raise PackingError("public_keys must be the bytes of ColumnKeyHolder.public_keys()")
         self._relin = _seal_load(seal.RelinKeys, self.context, bytes(public_keys), "public_keys")

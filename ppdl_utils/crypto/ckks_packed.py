@@ -43,7 +43,8 @@ from ppdl_utils.errors import PPDLError, WrongKeyError
 
 __all__ = [
     "PackedParams", "PACKED_4096", "PackedLayout", "PackedMatrix", "PackedWeights", "PackedResiduals",
-    "PackedScores", "PackedGradient", "PackingError", "KeyHolder", "PackedServer", "serialized_bytes",
+    "PackedScores", "PackedGradient", "PackingError", "KeyHolder", "PackedServer", "serialized_bytes", "check_chain",
+    "seal_context",
 ]
 
 
@@ -79,17 +80,10 @@ class PackedParams:
         return 2.0 ** (self.coeff_mod_bit_sizes[0] - self.result_scale_bits - 1)
 
     def validate(self) -> int:
-        """Check the set and return its classical security (128); a PackingError names what is wrong."""
-        n, chain, scale = self.poly_modulus_degree, list(self.coeff_mod_bit_sizes), self.scale_bits
-        limit = HE_STANDARD_MAX_LOGQ.get(n)
-        if limit is None:
-            raise CKKSParameterError(f"poly_modulus_degree={n} must be one of {sorted(HE_STANDARD_MAX_LOGQ)}")
-        if len(chain) != 3 or any(not 20 <= b <= 60 for b in chain):
-            raise CKKSParameterError(f"coeff_mod_bit_sizes={chain}: the packed protocol needs three primes "
-                                     f"(two data primes, one special) of 20..60 bits")
-        if sum(chain) > limit:
-            raise InsecureParametersError(f"coeff_mod_bit_sizes={chain} totals {sum(chain)} bits, above the {limit} "
-                                          f"bits the HE standard allows for 128-bit security at N={n}")
+        """Check the set and return its classical security (128); a CKKSParameterError names what is wrong."""
+        chain, scale = list(self.coeff_mod_bit_sizes), self.scale_bits
+        check_chain(self.poly_modulus_degree, chain, "the packed protocol needs three primes (two data, one "
+                                                     "special)", exact=3)
         if not 20 <= scale <= chain[1] or self.result_scale_bits < 16:
             raise CKKSParameterError(f"scale_bits={scale}: needs 20..{chain[1]} bits and a result scale "
                                      f"(2*scale - {chain[1]}) of at least 16 bits")
@@ -101,6 +95,29 @@ class PackedParams:
         return (f"{self.name}: N={self.poly_modulus_degree} ({self.n_slots} slots), chain="
                 f"{list(self.coeff_mod_bit_sizes)} ({self.total_bits} bits), scale=2^{self.scale_bits}, "
                 f"{self.validate()}-bit classical (HE standard)")
+
+
+def check_chain(poly_modulus_degree: int, chain: list[int], what: str, exact: int | None = None) -> None:
+    """The ring is in the HE-standard table, the primes have 20..60 bits (``exact`` of them, or at least
+    three) and their total fits the 128-bit classical limit for the ring."""
+    limit = HE_STANDARD_MAX_LOGQ.get(poly_modulus_degree)
+    if limit is None:
+        raise CKKSParameterError(f"poly_modulus_degree={poly_modulus_degree} must be one of "
+                                 f"{sorted(HE_STANDARD_MAX_LOGQ)}")
+    if (len(chain) != exact if exact else len(chain) < 3) or any(not 20 <= b <= 60 for b in chain):
+        raise CKKSParameterError(f"coeff_mod_bit_sizes={chain}: {what}, each of 20..60 bits")
+    if sum(chain) > limit:
+        raise InsecureParametersError(f"coeff_mod_bit_sizes={chain} totals {sum(chain)} bits, above the {limit} "
+                                      f"bits the HE standard allows for 128-bit security at N={poly_modulus_degree}")
+
+
+def seal_context(params) -> "seal.SEALContext":
+    """A SEAL context for a validated parameter set (SEAL itself enforces the 128-bit table as well)."""
+    params.validate()
+    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
+    parms.set_poly_modulus_degree(params.poly_modulus_degree)
+    parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
+    return seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
 
 
 #: The default: 128-bit classical security at N = 4096 (109 bits, the table's limit).
@@ -219,14 +236,6 @@ def serialized_bytes(packed: _Packed) -> int:
     return sum(len(_seal_bytes(ct)) for row in rows for ct in row)
 
 
-def _context(params: PackedParams):
-    params.validate()
-    parms = seal.EncryptionParameters(seal.SCHEME_TYPE.CKKS)
-    parms.set_poly_modulus_degree(params.poly_modulus_degree)
-    parms.set_coeff_modulus(seal.CoeffModulus.Create(params.poly_modulus_degree, list(params.coeff_mod_bit_sizes)))
-    return seal.SEALContext(parms, True, seal.SEC_LEVEL_TYPE.TC128)
-
-
 class KeyHolder:
     """The data owner: holds the secret key, encrypts, decrypts.  Never send this object anywhere.
 
@@ -236,7 +245,7 @@ class KeyHolder:
 
     def __init__(self, params: PackedParams = PACKED_4096):
         self.params = params
-        self.context = _context(params)
+        self.context = seal_context(params)
         keygen = seal.KeyGenerator(self.context)
         self._secret = keygen.secret_key()
         public = seal.PublicKey()
@@ -354,7 +363,7 @@ class PackedServer:
         if not isinstance(public_keys, (bytes, bytearray)) or len(public_keys) < 16:
             raise PackingError("public_keys must be the bytes of KeyHolder.public_keys()")
         self.params, self.fingerprint = params, fingerprint
-        self.context = _context(params)
+        self.context = seal_context(params)
         size = int.from_bytes(public_keys[:8], "big")
         if not 0 < size < len(public_keys) - 8:
             raise PackingError("public_keys: malformed length prefix (not from KeyHolder.public_keys())")
