@@ -118,10 +118,14 @@ def plot_ladder(table: pd.DataFrame, title: str = "") -> plt.Figure:
                     color=f"C{int(row['rung'])}", ms=6, capsize=2, lw=0.8,
                     label=label if kind not in seen else None)
         seen.add(kind)
-        near = sum(abs(math.log10(x) - px) < 1.2 and abs(row["accuracy"] - py) < 0.05 * y_span for px, py in placed)
+        near = sum(abs(math.log10(x) - px) < 2.2 and abs(row["accuracy"] - py) < 0.05 * y_span for px, py in placed)
         placed.append((math.log10(x), row["accuracy"]))
-        ax.annotate(point_label(row), (x, row["accuracy"]), fontsize=6, xytext=(6, 2 - 8 * near),
-                    textcoords="offset points")
+        # a label runs about two decades to the right: a point there at the same height pushes it to the left
+        crowded = np.isfinite(row["end_to_end_ms"]) and any(
+            0 < math.log10(ox) - math.log10(x) < 2.5 and abs(oy - row["accuracy"]) < 0.05 * y_span
+            for ox, oy in zip(table["end_to_end_ms"].fillna(left), table["accuracy"]))
+        ax.annotate(point_label(row), (x, row["accuracy"]), fontsize=6, xytext=(-6 if crowded else 6, 2 - 8 * near),
+                    textcoords="offset points", ha="right" if crowded else "left")
     ax.axvspan(left / 2, left * 2, color="0.92", zorder=0)
     ax.text(left, ax.get_ylim()[0], "no HE", ha="center", va="bottom", fontsize=7, color="0.3")
     ax.set_xscale("log")

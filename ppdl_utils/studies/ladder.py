@@ -64,7 +64,7 @@ def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, sma
     mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
                                     n_classes=n_classes, epochs=mlp_epochs, seed=seed)
     mlp = rung3.mlp_from_keras(mlp_net, feature_range)
-    rows = [batched_row(3, f"MLP head on encrypted features (hidden {mlp_hidden}), batched",
+    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden})",
                         COLUMNS_MLP_8192, mlp, test_scaled, y_test, rung3.plain_mlp_scores(mlp, test_scaled))]
 
     spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
@@ -80,7 +80,7 @@ def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, sma
 
     trained = run_split(dataset_name, features, labels, hashes, n_classes, extractor, split_seed, None, l2=l2,
                         max_steps=max_steps, progress=progress)
-    rows.append({"rung": 5, "name": f"rung 5: head trained on {trained.n_train} encrypted images, run encrypted",
+    rows.append({"rung": 5, "name": f"rung 5: head trained + run encrypted (n={trained.n_train})",
                  "accuracy": trained.private_accuracy, "n_test": trained.n_test,
                  "server_ms": trained.inference_server_ms_per_image,
                  "encrypt_ms": trained.inference_client_ms_per_image,
