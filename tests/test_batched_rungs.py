@@ -18,7 +18,7 @@ from ppdl_utils.crypto.ckks_packed import PackingError
 from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
 from ppdl_utils.learning import encrypted_cnn as ecnn
 from ppdl_utils.learning.batched_rungs import batched_scores, conv_as_dense
-from ppdl_utils.learning.encrypted_common import FeatureRange, InputShapeError
+from ppdl_utils.learning.encrypted_common import FeatureRange, FeatureRangeError, InputShapeError
 from ppdl_utils.learning.encrypted_mlp import SquareMLP, plain_mlp_scores
 
 SMALL = ColumnParams(4096, (40, 30, 39), 30, "TEST_COLUMNS_4096")  # one level: fast dense checks
@@ -86,6 +86,8 @@ def test_bad_batches_are_refused(mlp_parties):
         batched_scores(key_holder, server, mlp, np.ones((0, 4)), 4)
     with pytest.raises(PackingError, match="features"):
         batched_scores(key_holder, server, mlp, np.ones((3, 5)), 4)
+    with pytest.raises(FeatureRangeError, match="outside"):
+        batched_scores(key_holder, server, mlp, np.full((3, 4), 1.5), 4)
     with pytest.raises(PackingError, match="at most 4096"):
         key_holder.encrypt(np.ones((4097, 1)))
 

@@ -21,6 +21,7 @@ import numpy as np
 from ppdl_utils.crypto.ckks_columns import ColumnBatch, ColumnKeyHolder, ColumnServer
 from ppdl_utils.crypto.ckks_packed import PackingError
 from ppdl_utils.learning.encrypted_cnn import SquareCNN, check_images
+from ppdl_utils.learning.encrypted_common import FeatureRangeError
 from ppdl_utils.learning.encrypted_mlp import SquareMLP
 
 __all__ = ["BatchCost", "conv_as_dense", "server_mlp_batch", "server_cnn_batch", "batched_scores"]
@@ -94,6 +95,12 @@ def batched_scores(key_holder: ColumnKeyHolder, server: ColumnServer, model: "Sq
         flat = np.asarray(inputs, np.float64)
         if flat.ndim != 2 or flat.shape[1] != model.n_features:
             raise PackingError(f"features have shape {flat.shape}; the MLP takes {model.n_features} per image")
+        outside = ~np.isfinite(flat) | (flat < 0) | (flat > 1)
+        if outside.any():  # the weights were fitted on [0, 1]; beyond it the squares can overflow the chain
+            row, col = map(int, np.argwhere(outside)[0])
+            raise FeatureRangeError(f"inputs[{row}, {col}] = {flat[row, col]:.4g} is outside [0, 1]: scale the "
+                                    f"features with the model's FeatureRange first ({int(outside.any(1).sum())} "
+                                    f"image(s) affected)")
         evaluate = lambda batch: server_mlp_batch(server, batch, model)  # noqa: E731
     if len(flat) == 0:
         raise PackingError("inputs is empty: nothing to classify")
