@@ -70,16 +70,22 @@ def rung_rows(rung: int, name: str, params, model, test_inputs, y_test, twin_sco
     return rows
 
 
+SHORT = {3: "rung 3: MLP head on encrypted features", 4: "rung 4: CNN on encrypted 28-px pixels"}
+
+
 def plot(table: pd.DataFrame, title: str):
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for (rung, model), part in table.groupby(["rung", "model"]):
-        ax.plot(part.batch_size, part.amortized_ms_per_image, "o-", label=f"rung {rung}: {model}")
-    ax.set(xscale="log", yscale="log", xlabel="images per batch (one key)", ylabel="server ms per image (one core)",
-           title=title)
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for rung, part in table.groupby("rung"):
+        ax.plot(part.batch_size, part.amortized_ms_per_image, "o-", label=SHORT.get(rung, f"rung {rung}"))
+    ax.set(xscale="log", yscale="log", xlabel="images per batch (one client, one key)",
+           ylabel="server CPU ms per image (one core)", title=title)
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper right")
     fig.tight_layout()
     return fig
 
@@ -94,7 +100,16 @@ def main() -> None:
     parser.add_argument("--results", default=str(ROOT / "results"))
     parser.add_argument("--figures", default=str(ROOT / "figures"))
     parser.add_argument("--cache", default=str(ROOT / "cache" / "features"))
+    parser.add_argument("--plot-only", action="store_true", help="redraw the figure from the results file")
     args = parser.parse_args()
+    run = run_name(args.data, args.quick)
+    if args.plot_only:
+        table = pd.read_csv(Path(args.results) / f"batched_{run}.csv")
+        from ppdl_utils.reporting.figures import save_figure
+
+        save_figure(plot(table, f"{table.dataset.iloc[0]}: batched CKKS inference"), f"batched_{run}", args.figures,
+                    source="bench/bench_batched_ckks.py")
+        return
 
     weights = resolve_weights(args.weights) if args.data else None
     per_class = 24 if args.quick else None
@@ -119,7 +134,6 @@ def main() -> None:
                      y_test, rung3.plain_mlp_scores(mlp, scaled_test), sizes)
     rows += rung_rows(4, "CNN on 28-px pixels (conv 8x8/4, 3 filters, dense 64)", COLUMNS_CNN_8192, cnn,
                       small_images[test], y_test, rung4.plain_cnn_scores(cnn, small_images[test]), sizes)
-    run = run_name(args.data, args.quick)
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", big.name)
     Path(args.results).mkdir(parents=True, exist_ok=True)
