@@ -2,6 +2,7 @@
 pipeline on the same test images, in one table and one figure."""
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Mapping
 
 import matplotlib.pyplot as plt
@@ -42,7 +43,7 @@ def price_table(pipeline: pd.DataFrame, records: Mapping[str, RunRecord] | None 
 
 def plot_price(table: pd.DataFrame, pipeline: pd.DataFrame, title: str) -> plt.Figure:
     """Accuracy per model; the private pipeline's split seeds as points; the paper's gap as a band."""
-    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 1.6))
+    fig, ax = plt.subplots(figsize=(9, 0.55 * len(table) + 2.0))
     y = np.arange(len(table))[::-1]
     colors = ["0.35" if m.startswith("plain") else "tab:red" if "NOT" in s else
               "tab:green" if m.startswith("private") else "0.75" for m, s in zip(table["model"], table["secure"])]
@@ -55,13 +56,33 @@ def plot_price(table: pd.DataFrame, pipeline: pd.DataFrame, title: str) -> plt.F
                label=f"the paper's price: {100 * (PAPER_PLAIN - PAPER_ENCRYPTED):.1f} points below plain")
     for yi, (acc, ssim) in zip(y, zip(table["accuracy"], table["attack_ssim"])):
         note = f"{100 * acc:.1f}%" + (f"  (attack SSIM {ssim:.2f})" if np.isfinite(ssim) else "")
-        ax.text(100 * acc + 0.3, yi, note, va="center", fontsize=8)
+        right = max(acc, pipeline["private_accuracy"].max()) if yi == private_row else acc  # clear of the dots
+        ax.text(100 * right + 0.5, yi, note, va="center", fontsize=8)
     ax.set_yticks(y, [m if len(m) < 60 else m[:57] + "..." for m in table["model"]], fontsize=8)
     low = max(0.0, 100 * np.nanmin(table["accuracy"]) - 10)
     ax.set_xlim(low, 100 + (100 - low) * 0.3)  # room for the labels right of the bars
     ax.set_xticks([t for t in ax.get_xticks() if low <= t <= 100])
     ax.set_xlabel("test accuracy (%)")
     ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def redraw(run: str, results_dir: "str | Path" = "results", figures_dir: "str | Path" = "figures") -> Path:
+    """Notebook 10's figure again from its two results files (after a change of this drawing code)."""
+    from ppdl_utils.reporting.figures import save_figure
+
+    pipeline = pd.read_csv(Path(results_dir) / f"10_{run}_private_pipeline.csv")
+    price = pd.read_csv(Path(results_dir) / f"10_{run}_private_pipeline_price.csv", keep_default_na=False,
+                        na_values={"accuracy": [""], "attack_ssim": [""], "gap_to_plain_points": [""]})
+    title = f"data: {run}: the paper's price, privately"
+    return save_figure(plot_price(price, pipeline, title), f"10_{run}_private_pipeline", figures_dir,
+                       source=f"data: {run}")
+
+
+if __name__ == "__main__":  # python -m ppdl_utils.reporting.private_pipeline RUN [RUN ...]
+    import sys
+
+    for name in sys.argv[1:]:
+        print(redraw(name))
