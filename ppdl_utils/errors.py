@@ -28,3 +28,8 @@ class NoiseBudgetError(PPDLError, ArithmeticError):
 
 class DataError(PPDLError, ValueError):
     """A dataset path, layout or file cannot be used; the message names the path."""
+
+
+class AuditError(PPDLError, ValueError):
+    """An encryption under audit cannot be measured: the callable raises, changes the shape or dtype,
+    or a folder of plain and encrypted images does not pair up.  The message names the culprit."""

@@ -10,6 +10,7 @@ Layers, bottom to top (a sub-package's rank is its layer):
     5  analysis, scale   measurements across schemes; distributed execution
     6  reporting    run records read back, the papers' tables, figures
     7  teaching     widgets for the notebooks
+    8  cli          the ``ppdl`` command line (``ppdl audit``)
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ppdl_utils"
 
 RANK = {"": 0, "crypto": 1, "images": 2, "data": 2, "attacks": 3, "learning": 4, "analysis": 5, "scale": 5,
-        "reporting": 6, "teaching": 7}
+        "reporting": 6, "teaching": 7, "cli": 8}
 # siblings on one rank that must stay independent of each other
 INDEPENDENT = {frozenset({"images", "data"}), frozenset({"analysis", "scale"})}
 
