@@ -366,7 +366,8 @@ class AuditSettings:
     learning_rate: float = 5e-4
     batch_size: int = 32
     learn_budget_s: float = 40.0     # encryption time allowed for the learnability set: a slow (randomized
-    min_learn_per_class: int = 10    # Paillier) cipher trains on a stratified subset, never below this
+    min_learn_per_class: int = 10    # Paillier) cipher trains on a stratified subset, never below this (>= 10:
+    #                                  the 80/10/10 split then tests at least one image per class)
     game_size: int = 8               # the adversary's two images: centre crops of this size
     game_oracle: int = 50            # oracle encryptions of each of the two images
     game_challenges: int = 200
@@ -377,7 +378,7 @@ class AuditSettings:
 
     @classmethod
     def for_run(cls, quick: bool, **overrides) -> "AuditSettings":
-        base = cls(epochs=2, learning_rate=3e-3, learn_budget_s=10.0, min_learn_per_class=4, game_oracle=12,
+        base = cls(epochs=2, learning_rate=3e-3, learn_budget_s=10.0, game_oracle=12,
                    game_challenges=40, attack_test=2, attack_train=4, stats_images=3) if quick else cls()
         return cls(**{**base.__dict__, **overrides})
 
@@ -400,6 +401,9 @@ def learnability(cipher: AuditedCipher, key: Any, dataset: ImageDataset, setting
         dataset = dataset.subset(stratified_subset(np.arange(len(dataset.images)), dataset.labels, keep,
                                                    settings.seed))
     split = stratified_split(dataset.labels, dataset.hashes, seed=settings.seed)
+    if not all(len(split[part]) for part in split):
+        raise AuditError(f"{len(dataset.images)} images are too few for a train/validation/test split: give at "
+                         "least 10 per class")
     images = checked_encrypt(cipher, dataset.images, key)
     model = models.build_small_cnn(images.shape[1], len(dataset.class_names))
     _, evaluation = training.fit_and_test(model, images, dataset.labels, split, settings.epochs,
