@@ -58,7 +58,7 @@ __all__ = ["AuditedCipher", "AuditSettings", "AuditResult", "SCHEMES", "KIT_SCHE
            "make_cipher", "cipher_from_callable", "load_callable", "FolderPairs", "load_folder_pairs",
            "folder_cipher", "checked_encrypt", "check_encryption", "wilson_interval", "learnability",
            "determinism", "distinguishing_game", "attack_recovery", "paper_statistics", "verdict", "audit",
-           "audit_table", "audit_figure", "SEPARATION_COLUMNS"]
+           "audit_table", "separation_table", "audit_figure", "TABLE_COLUMNS", "SEPARATION_COLUMNS"]
 
 
 # --------------------------------------------------------------------------- what is audited
@@ -459,6 +459,21 @@ def _centre_crop(image: np.ndarray, size: int) -> np.ndarray:
     return image[top:top + size, left:left + size]
 
 
+def _game_images(images: np.ndarray, labels: np.ndarray, order: np.ndarray, size: int) -> tuple[np.ndarray, ...]:
+    """The adversary's two messages: centre crops of the first image and of the first image of another
+    class whose crop differs (any differing crop when every class looks alike there; else whole images)."""
+    first = _centre_crop(images[order[0]], size)
+    candidates = sorted(order[1:], key=lambda i: labels[i] == labels[order[0]])  # other classes first
+    for i in candidates:
+        crop = _centre_crop(images[i], size)
+        if not np.array_equal(crop, first):
+            return first, crop
+    other = next((i for i in order[1:] if not np.array_equal(images[i], images[order[0]])), None)
+    if other is None:
+        raise AuditError("every image of the set is the same: the game needs two different images")
+    return images[order[0]], images[other]
+
+
 def distinguishing_game(cipher: AuditedCipher, key: Any, m0: np.ndarray, m1: np.ndarray, n_oracle: int,
                         n_challenges: int, seed: int = 0) -> dict:
     """IND-CPA-style game.  The adversary chose m0 and m1 (same size, m0 != m1); it asks the oracle for
@@ -624,10 +639,7 @@ def audit(cipher: AuditedCipher, dataset: ImageDataset, settings: AuditSettings 
     encrypted = checked_encrypt(cipher, stats_images, key)
     row.update(determinism(cipher, key, stats_images, encrypted))
     if cipher.oracle:
-        labels = dataset.labels[order]
-        first = order[0]
-        other = next((i for i, y in zip(order, labels) if y != dataset.labels[first]), order[1])
-        m0, m1 = _centre_crop(images[first], settings.game_size), _centre_crop(images[other], settings.game_size)
+        m0, m1 = _game_images(images, dataset.labels, order, settings.game_size)
         row.update(distinguishing_game(cipher, key, m0, m1, settings.game_oracle, settings.game_challenges,
                                        settings.seed))
     n_test = min(settings.attack_test, len(images) // 2)
@@ -760,7 +772,7 @@ def audit_figure(table: pd.DataFrame, source: str = ""):
     labels = [f"{s}  ({'LEAKS' if leak else 'no leak found'})" for s, leak in zip(table["scheme"], table["_leaks"])]
     panels = ((axes[0], leak_cols, "Reds", "what the audit measures (red: leaks)",
                ["CNN acc/chance", "deterministic", "equal pixels\nstay equal", "game\nadvantage",
-                "best attack\nSSIM"]),
+                f"best attack SSIM\n(prior {table['prior_ssim'].median():.2f})"]),
               (axes[1], stat_cols, "Greens", "what papers report (green: looks ideal)",
                ["entropy (bits)", "NPCR %", "UACI %", "max |corr|"]))
     for ax, cols, cmap, title, names in panels:
