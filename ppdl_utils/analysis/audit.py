@@ -11,7 +11,9 @@ or a folder of plain images with their encrypted counterparts:
   chance.  Above chance: the encryption passes class structure to whoever trains on it;
 * **determinism and equality** -- the same image encrypted twice (in one call and in two); do equal
   plaintext pixels stay equal (P(equal cipher | equal plain) - P(equal cipher | unequal plain) over
-  adjacent pixels); is the histogram kept (sorted bar heights);
+  adjacent pixels); is the histogram kept (sorted bar heights).  Two images that differ in one pixel
+  are the NPCR measurement below: a substitution changes one cipher pixel, a diffusion cipher all of
+  them -- while staying deterministic;
 * **a distinguishing game** (IND-CPA style) -- the adversary picks two images, learns from the
   encryption oracle, then guesses which one each fresh challenge encrypts; advantage 2 acc - 1 with
   its 95% interval: 0 for a secure scheme up to sampling error, 1 for a deterministic one;
