@@ -201,7 +201,8 @@ def _row(**changes) -> dict:
 
 
 def test_the_verdict_follows_the_leaks_never_the_statistics():
-    assert audit.verdict(_row()).startswith("no leak found")
+    assert audit.verdict(_row()).startswith("no leak found: classifier at chance")
+    assert "learnability not measured" in audit.verdict(_row(learnable=None))
     assert audit.verdict(_row(stats_look_ideal=False)).startswith("no leak found")
     assert audit.verdict(_row(deterministic=True)).startswith("LEAKS: deterministic")
     learnable = _row(learnable=True, accuracy=0.9, accuracy_low=0.8, accuracy_high=0.95, chance=0.25)

@@ -608,8 +608,9 @@ def verdict(row: dict) -> str:
         return "LEAKS: " + "; ".join(leaks)
     if not row.get("oracle", True):
         return "no leak found in the stored pairs (no encryption oracle: determinism and the game not measured)"
-    return ("no leak found: classifier at chance, distinguisher advantage's interval contains 0, no attack beats "
-            "the prior (evidence, not a proof of security)")
+    learn = "classifier at chance" if row.get("learnable") is False else "learnability not measured"
+    return (f"no leak found: {learn}, distinguisher advantage's interval contains 0, no attack beats the prior "
+            "(evidence, not a proof of security)")
 
 
 @dataclass
