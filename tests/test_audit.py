@@ -212,10 +212,12 @@ def test_the_verdict_follows_the_leaks_never_the_statistics():
 
 def test_learnability_trains_on_a_subset_when_encryption_is_slow():
     data = make_chest_xray_like(n_per_class=14, size=16, seed=1)
-    found = audit.learnability(audit.make_cipher("plain"), None, data, audit.AuditSettings.for_run(True),
-                               seconds_per_image=100.0)
+    timed = audit.AuditSettings.for_run(True, learn_budget_s=1.0)
+    found = audit.learnability(audit.make_cipher("plain"), None, data, timed, seconds_per_image=100.0)
     assert found["n_learn"] == 4 * 10  # min_learn_per_class x classes
     assert found["n_test"] >= 4
+    slow = audit.make_cipher("randomized", paillier_key=generate_keypair(1024))
+    assert slow.slow and audit.AuditSettings().slow_learn_per_class == 25
     assert 0.0 <= found["accuracy_low"] <= found["accuracy"] <= found["accuracy_high"] <= 1.0
 
 

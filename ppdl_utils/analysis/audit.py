@@ -76,7 +76,8 @@ class AuditedCipher:
     game and NPCR/UACI are not measured.  ``full_attacks(key, test, knowledge)`` runs attacks on the
     scheme's full ciphertexts (the kit's schemes), returning scored ``AttackRun`` objects.
     ``secure_by_design``: what the construction is known to be (IND-CPA secure or not), for the
-    table of which measurements separate the two; None for a cipher under audit."""
+    table of which measurements separate the two; None for a cipher under audit.  ``slow``: up to seconds
+    per image (randomized Paillier and LWE): learnability trains on a subset (:class:`AuditSettings`)."""
 
     name: str
     encrypt: Callable[[np.ndarray, Any], np.ndarray]
@@ -85,6 +86,7 @@ class AuditedCipher:
     description: str = ""
     oracle: bool = True
     secure_by_design: bool | None = None
+    slow: bool = False
     full_attacks: Callable[[Any, np.ndarray, suite.AttackerKnowledge], list[suite.AttackRun]] | None = None
 
 
@@ -103,7 +105,8 @@ def _paillier(regime: Regime, bits: int, key: PaillierPrivateKey | None) -> Audi
     return AuditedCipher(f"paillier-{regime.value}",
                          lambda images, enc: enc.encrypt_rendered(images, "mod256", workers=1, progress=False),
                          keygen, "kit", f"Paillier {regime.label}, c mod 256 (what the papers feed a CNN)",
-                         secure_by_design=regime is Regime.RANDOMIZED, full_attacks=full)
+                         secure_by_design=regime is Regime.RANDOMIZED, slow=regime is Regime.RANDOMIZED,
+                         full_attacks=full)
 
 
 def _lwe(regime: Regime, params: lwe.LWEParams) -> AuditedCipher:
@@ -120,7 +123,8 @@ def _lwe(regime: Regime, params: lwe.LWEParams) -> AuditedCipher:
     label = "reused (a, e): deterministic, NOT secure" if regime is Regime.FIXED_R else "fresh (a, e) per pixel"
     return AuditedCipher(name, encrypt, lambda: lwe.keygen(params), "kit",
                          f"LWE ({params.name}) {label}; the b part's message slot (b // Delta) mod 256",
-                         secure_by_design=regime is Regime.RANDOMIZED, full_attacks=full)
+                         secure_by_design=regime is Regime.RANDOMIZED, slow=regime is Regime.RANDOMIZED,
+                         full_attacks=full)
 
 
 def _rsa(bits: int) -> AuditedCipher:
@@ -368,9 +372,9 @@ class AuditSettings:
     epochs: int = 10
     learning_rate: float = 5e-4
     batch_size: int = 32
-    learn_budget_s: float = 40.0     # encryption time allowed for the learnability set: a slow (randomized
-    min_learn_per_class: int = 10    # Paillier) cipher trains on a stratified subset, never below this (>= 10:
-    #                                  the 80/10/10 split then tests at least one image per class)
+    slow_learn_per_class: int = 25   # images per class for a cipher marked slow (randomized Paillier, LWE)
+    learn_budget_s: float | None = None  # optional: encryption seconds allowed for the learnability set
+    min_learn_per_class: int = 10    # never fewer (the 80/10/10 split then tests at least one image per class)
     game_size: int = 8               # the adversary's two images: centre crops of this size
     game_oracle: int = 50            # oracle encryptions of each of the two images
     game_challenges: int = 200
@@ -381,7 +385,7 @@ class AuditSettings:
 
     @classmethod
     def for_run(cls, quick: bool, **overrides) -> "AuditSettings":
-        base = cls(epochs=2, learning_rate=3e-3, learn_budget_s=10.0, game_oracle=12,
+        base = cls(epochs=2, learning_rate=3e-3, slow_learn_per_class=10, game_oracle=12,
                    game_challenges=40, attack_test=2, attack_train=4, stats_images=3) if quick else cls()
         return cls(**{**base.__dict__, **overrides})
 
@@ -390,16 +394,22 @@ def learnability(cipher: AuditedCipher, key: Any, dataset: ImageDataset, setting
                  seconds_per_image: float = 0.0) -> dict:
     """Notebook 03's recipe on the encrypted images: the small CNN, Adam, the best-validation epoch
     restored, one test on a stratified 80/10/10 split.  Accuracy with its 95% interval and chance (the
-    largest class's test share).  When encrypting every image would take longer than
-    ``settings.learn_budget_s`` (at ``seconds_per_image``), a stratified subset is used (``n_learn``)."""
+    largest class's test share).  A cipher marked ``slow`` trains on a stratified subset of
+    ``settings.slow_learn_per_class`` images per class, and so does any cipher whose encryption of every
+    image would take longer than ``settings.learn_budget_s`` (when set; at ``seconds_per_image``,
+    which makes the subset depend on the machine).  ``n_learn`` says how many were used."""
     from ppdl_utils.learning import models, training  # TensorFlow loads only when a model is trained
 
     n_classes = len(np.unique(dataset.labels))
     if n_classes < 2:
         return {"accuracy": float("nan"), "accuracy_low": float("nan"), "accuracy_high": float("nan"),
                 "chance": float("nan"), "n_learn": 0, "n_test": 0, "learnable": None}
-    affordable = int(settings.learn_budget_s / seconds_per_image) if seconds_per_image > 0 else len(dataset.images)
-    keep = max(affordable, settings.min_learn_per_class * n_classes)
+    keep = len(dataset.images)
+    if cipher.slow:
+        keep = min(keep, settings.slow_learn_per_class * n_classes)
+    if settings.learn_budget_s and seconds_per_image > 0:
+        keep = min(keep, int(settings.learn_budget_s / seconds_per_image))
+    keep = max(keep, settings.min_learn_per_class * n_classes)
     if keep < len(dataset.images):
         dataset = dataset.subset(stratified_subset(np.arange(len(dataset.images)), dataset.labels, keep,
                                                    settings.seed))

@@ -51,6 +51,9 @@ def _audit_parser(commands) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="tiny sizes (seconds per scheme): a smoke test, "
                         "not a measurement")
     parser.add_argument("--no-learn", action="store_true", help="skip the CNN (learnability 'not run')")
+    parser.add_argument("--learn-budget", type=float, metavar="SECONDS",
+                        help="encrypt at most this many seconds' worth of images for the CNN (a slow callable; "
+                             "the subset then depends on the machine)")
     parser.add_argument("--paillier-bits", type=int, default=2048)
     parser.add_argument("--rsa-bits", type=int, default=2048)
     parser.add_argument("--seed", type=int, default=0)
@@ -126,7 +129,7 @@ def run_audit(args: argparse.Namespace) -> int:
     from ppdl_utils.analysis import audit
 
     ciphers, dataset = _ciphers_and_data(args)
-    settings = audit.AuditSettings.for_run(args.quick, seed=args.seed)
+    settings = audit.AuditSettings.for_run(args.quick, seed=args.seed, learn_budget_s=args.learn_budget)
     print(f"data: {dataset.name} ({len(dataset.images)} images of {dataset.images.shape[1]} px, "
           f"{len(dataset.class_names)} classes){' -- QUICK: a smoke test, not a measurement' if args.quick else ''}",
           flush=True)
