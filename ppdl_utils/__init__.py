@@ -22,6 +22,7 @@ Foundation (top-level modules)
 ``images/`` -- images under encryption
     ``encryption``      per-pixel encryption in every regime; ``render``: ciphertexts back to bytes
     ``encrypted_cache`` encrypted datasets cached on disk, checked on load; ``metrics``: entropy, NPCR, SSIM...
+    ``literature_ciphers``  image "ciphers" of the literature: chaotic logistic map, AES-ECB/CTR, permutation
 
 ``data/`` -- datasets
     ``dataset``, ``loaders``, ``duplicates``, ``splits``, ``checks``   class folders, Kaggle and MedMNIST
@@ -30,7 +31,8 @@ Foundation (top-level modules)
 
 ``attacks/`` -- what a server recovers from deterministic "encryptions"
     ``base`` (AttackResult), ``algebraic`` (r_one, fixed_r, RSA, LWE with reused randomness),
-    ``substitution`` (known pair, ciphertext only), ``suite`` (every attack over a test set)
+    ``substitution`` (known pair, ciphertext only), ``keystream`` (a reused keystream from one known pair),
+    ``suite`` (every attack over a test set)
 
 ``learning/`` -- models and training
     ``models``          every Keras model; ``input_table``: the learnable 256-entry input layer and its starts
@@ -39,11 +41,13 @@ Foundation (top-level modules)
     ``encrypted_mlp``, ``encrypted_cnn``, ``encrypted_training``, ``encrypted_common``   CKKS rungs 3-5
     ``distribute``      tf.distribute strategies
 
-``analysis/`` -- measurements across schemes: ``scheme_comparison``, ``cipher_stats``, ``timing``
+``analysis/`` -- measurements across schemes: ``scheme_comparison``, ``cipher_stats``, ``timing``;
+    ``audit``: any image encryption's learnability, determinism, IND-CPA game, attacks and statistics
 ``scale/`` -- Dask: encryption of datasets and batch private inference beyond one process
 ``reporting/`` -- ``reports`` (the papers' tables, figures of runs), ``key_draws``, ``ladder``, ``figures``,
     ``tables`` (every results table of the README and docs, rendered from results/), ``site`` (make docs)
 ``studies/`` -- whole experiments for the notebooks and bench/: ``regimes`` (encrypt each regime, build, train,
     record: notebook 03 and bench/check_synthetic_default.py)
 ``teaching/`` -- ipywidgets: ``widgets`` (Paillier playground, image explorer), ``ckks_widget``
+``cli/`` -- the ``ppdl`` command (``ppdl audit``)
 """

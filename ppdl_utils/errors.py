@@ -39,3 +39,8 @@ def as_path(value: object, parameter: str, error: type = DataError) -> "os.PathL
     if isinstance(value, (str, os.PathLike)) and str(value):
         return Path(value)
     raise error(f"{parameter} must be a file or folder path, got {value!r:.60}")
+
+
+class AuditError(PPDLError, ValueError):
+    """An encryption under audit cannot be measured: the callable raises, changes the shape or dtype,
+    or a folder of plain and encrypted images does not pair up.  The message names the culprit."""

@@ -13,6 +13,7 @@ Layers, bottom to top (a sub-package's rank is its layer):
                     notebooks and bench/; above reporting, since a study may summarise its records with
                     reporting's tables
     7  teaching     widgets for the notebooks (siblings of the studies: neither imports the other)
+    8  cli          the ``ppdl`` command line (``ppdl audit``)
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "ppdl_utils"
 
 RANK = {"": 0, "crypto": 1, "images": 2, "data": 2, "attacks": 3, "learning": 4, "analysis": 5, "scale": 5,
-        "reporting": 6, "studies": 7, "teaching": 7}
+        "reporting": 6, "studies": 7, "teaching": 7, "cli": 8}
 # siblings on one rank that must stay independent of each other
 INDEPENDENT = {frozenset({"images", "data"}), frozenset({"analysis", "scale"}), frozenset({"studies", "teaching"})}
 

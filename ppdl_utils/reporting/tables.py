@@ -512,3 +512,9 @@ def synthetic_check(results: Path) -> str:
                          "mean": table.mean(axis=1).map(lambda v: f"{v:.3f}"),
                          "test images": frame.groupby("regime", sort=False)["n_test"].first().loc[table.index]})
     return markdown(rows)
+
+
+AUDIT_COLUMNS = ("scheme", "family", "accuracy", "chance", "deterministic", "advantage", "best_attack", "attack_ssim",
+                 "entropy_bits", "npcr_percent", "uaci_percent", "stats_look_ideal", "verdict")
+_table("claim_audit")(lambda results: _all_matching(results, "09_*_claim_audit.csv", "make 09_claim_audit",
+                                                    AUDIT_COLUMNS))
