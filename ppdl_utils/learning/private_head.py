@@ -138,7 +138,6 @@ class TrafficLog:
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
     steps: int = 0
-    per_step: list = field(default_factory=list)
 
 
 class EncryptedOracle:
@@ -150,7 +149,7 @@ class EncryptedOracle:
     """
 
     def __init__(self, key_holder: KeyHolder, server: PackedServer, x: PackedMatrix, extractor: str,
-                 column_abs_sum: float, count_bytes: bool = True):
+                 column_abs_sum: float, feature_abs_max: np.ndarray | None = None, count_bytes: bool = True):
         if x.fingerprint != key_holder.fingerprint:
             raise PackingError(f"x was encrypted under key {x.fingerprint}, not the key holder's "
                                f"{key_holder.fingerprint}")
@@ -161,6 +160,7 @@ class EncryptedOracle:
         self.layout: PackedLayout = x.layout
         self.n_rows = x.n_rows
         self.column_abs_sum = float(column_abs_sum)  # max_j sum_i |x_ij|, known to the key holder (its data)
+        self.feature_abs_max = feature_abs_max      # max_i |x_ij| per column (with the constant 1), likewise
         self.log = TrafficLog()
         self._count_bytes = count_bytes
         self._sizes: dict[str, int] = {}
@@ -184,6 +184,11 @@ class EncryptedOracle:
 
     def logits(self, weights: np.ndarray) -> np.ndarray:
         bound = self.key_holder.params.max_abs_result
+        if self.feature_abs_max is not None:  # checked before encrypting: a wrapped logit decrypts to garbage
+            worst = float((np.abs(weights) @ self.feature_abs_max).max(initial=0.0))
+            if worst >= bound / 2:
+                raise PlaintextRangeError(f"logits could reach {worst:.0f}, beyond half the {bound:.0f} the packed "
+                                          f"parameters hold; use a stronger l2 penalty")
         packed_w = self._client(self.key_holder.encrypt_weights, weights, self.layout)
         packed_w.tag = self.x.tag
         scores = self._server(self.server.logits, self.x, packed_w)

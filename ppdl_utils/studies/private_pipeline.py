@@ -106,7 +106,9 @@ def run_split(dataset_name: str, features: np.ndarray, labels: np.ndarray, hashe
     packed_train = key_holder.encrypt_matrix(augment(x_train), layout)
     packed_train.tag = extractor
     encrypt_s = time.process_time() - start
-    oracle = EncryptedOracle(key_holder, server, packed_train, extractor, np.abs(augment(x_train)).sum(axis=0).max())
+    absolute = np.abs(augment(x_train))
+    oracle = EncryptedOracle(key_holder, server, packed_train, extractor, absolute.sum(axis=0).max(),
+                             absolute.max(axis=0))
     head, log = fit_logistic_head(oracle, y_train, n_classes, l2=l2, max_steps=max_steps, extractor=extractor,
                                   feature_low=low, feature_high=high, progress=progress)
     twin_head, _ = fit_logistic_head(ClearOracle(x_train), y_train, n_classes, l2=l2, max_steps=max_steps,
