@@ -73,3 +73,14 @@ def test_ladder_figure_has_a_point_per_row_untimed_rows_at_the_left(table):
     assert "no HE" in texts and len(ax.texts) == len(table) + 1
     assert all(ax.get_xlim()[0] < p for p in points[:, 0])
     assert ax.get_legend() is not None
+
+
+@pytest.mark.parametrize("accuracy", [0.0, 1.0, 0.97])
+def test_ladder_figure_takes_accuracies_at_the_bounds(accuracy):
+    """A rung at 100% (or 0%) has an interval that touches the bound: its error bar is drawn, not refused."""
+    rows = [{"rung": 0, "name": "rung 0: plain", "accuracy": accuracy, "n_test": 100, "security": "none"},
+            {"rung": 3, "name": "rung 3: MLP", "accuracy": 0.9, "n_test": 100, "encrypt_ms": 1.0, "server_ms": 1.0,
+             "decrypt_ms": 0.1, "security": "128-bit classical"}]
+    fig = ladder.plot_ladder(ladder.ladder_table(rows))
+    bars = [c for c in fig.axes[0].containers if isinstance(c, matplotlib.container.ErrorbarContainer)]
+    assert len(bars) == 2

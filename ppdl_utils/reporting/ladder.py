@@ -114,7 +114,8 @@ def plot_ladder(table: pd.DataFrame, title: str = "") -> plt.Figure:
         n = int(row["n_test"]) if np.isfinite(row["n_test"]) else 0
         low, high = wilson_interval(int(round(row["accuracy"] * n)), n) if n else (row["accuracy"],) * 2
         marker, label = styles[kind]
-        ax.errorbar(x, row["accuracy"], yerr=[[row["accuracy"] - low], [high - row["accuracy"]]], fmt=marker,
+        below, above = max(row["accuracy"] - low, 0.0), max(high - row["accuracy"], 0.0)  # float noise at 0 / 1
+        ax.errorbar(x, row["accuracy"], yerr=[[below], [above]], fmt=marker,
                     color=f"C{int(row['rung'])}", ms=6, capsize=2, lw=0.8,
                     label=label if kind not in seen else None)
         seen.add(kind)
