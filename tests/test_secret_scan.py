@@ -10,7 +10,7 @@ import stat
 import nbformat
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 from PIL import Image, PngImagePlugin
 
@@ -116,6 +116,10 @@ def test_rsa_d_lwe_s_table_and_fixed_r_are_found(run):
 def test_any_long_window_is_found_whatever_separates_it(run, start, length, sep, noise):
     digits = str(run["paillier"].lam)
     window = digits[start:start + length]
+    public = str(run["paillier"].public.n)
+    # digits that lambda shares with the public n are not a leak, by the scanner's rule (one key in six
+    # has lambda = phi / 10, whose leading digits are n's): such windows say nothing here
+    assume(not any(window[i:i + WINDOW] in public for i in range(len(window) - WINDOW + 1)))
     wrapped = sep.join(window[i:i + 17] for i in range(0, len(window), 17))
     assert _found(noise + wrapped + noise, run)
 

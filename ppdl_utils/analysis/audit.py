@@ -96,7 +96,8 @@ def _identity(images: np.ndarray, key: Any) -> np.ndarray:
 
 def _paillier(regime: Regime, bits: int, key: PaillierPrivateKey | None) -> AuditedCipher:
     def keygen() -> ImageEncryptor:  # the regime's secret (table, fixed r) is drawn per encryptor
-        return ImageEncryptor(key or generate_keypair(bits), regime)
+        # a key below 2048 bits (quick runs, tests) is labelled insecure: the audit measures, it protects nothing
+        return ImageEncryptor(key or generate_keypair(bits, allow_insecure=bits < 2048), regime)
 
     def full(encryptor: ImageEncryptor, test: np.ndarray, knowledge) -> list[suite.AttackRun]:
         runs = suite.paillier_attacks(encryptor.private, regime, test, knowledge)
