@@ -207,15 +207,18 @@ def _():
     encrypted_mlp.server_mlp(W.public, blob, None)
 
 
+def _flip_last_byte(path) -> None:
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 1
+    path.write_bytes(bytes(data))
+
+
 @probe("security", "one flipped byte in a chunk is returned on read")
 def _():
     from ppdl_utils.scale import store
 
     chunks, _ = W.store()
-    path = chunks.chunk_path(1)
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    path.write_bytes(bytes(data))
+    _flip_last_byte(chunks.chunk_path(1))
     store.open_existing(chunks.folder, W.key).read_images()
 
 
@@ -224,10 +227,7 @@ def _():
     from ppdl_utils.scale import store
 
     chunks, wanted = W.store()
-    path = chunks.chunk_path(0)
-    data = bytearray(path.read_bytes())
-    data[-1] ^= 1
-    path.write_bytes(bytes(data))
+    _flip_last_byte(chunks.chunk_path(0))
     return 0 in store.ChunkStore.open(chunks.folder, wanted, W.key).missing()  # True: it is redone
 
 
