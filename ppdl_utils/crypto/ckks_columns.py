@@ -21,7 +21,14 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from ppdl_utils.crypto.ckks import CKKSParameterError
-from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes, _seal_load, check_chain, seal_context
+from ppdl_utils.crypto.ckks_packed import (
+    PackingError,
+    _seal_bytes,
+    _seal_load,
+    check_chain,
+    sampled_bytes,
+    seal_context,
+)
 from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
 
 __all__ = ["ColumnParams", "COLUMNS_MLP_8192", "COLUMNS_CNN_8192", "ColumnBatch", "ColumnKeyHolder",
@@ -79,7 +86,7 @@ class ColumnBatch:
 
     def nbytes(self) -> int:
         """Serialized bytes (one ciphertext measured; all of a batch share level and size)."""
-        return len(_seal_bytes(self.ciphertexts[0])) * self.width if self.ciphertexts else 0
+        return sampled_bytes(self.ciphertexts)
 
 
 class ColumnKeyHolder:

@@ -43,7 +43,8 @@ from ppdl_utils.errors import PPDLError, WrongKeyError
 
 __all__ = [
     "PackedParams", "PACKED_4096", "PackedLayout", "PackedMatrix", "PackedWeights", "PackedResiduals",
-    "PackedScores", "PackedGradient", "PackingError", "KeyHolder", "PackedServer", "serialized_bytes", "check_chain",
+    "PackedScores", "PackedGradient", "PackingError", "KeyHolder", "PackedServer", "serialized_bytes", "sampled_bytes",
+    "check_chain",
     "seal_context",
 ]
 
@@ -234,6 +235,13 @@ def serialized_bytes(packed: _Packed) -> int:
     """Bytes of every ciphertext of ``packed`` as SEAL serializes them (what travels)."""
     rows = packed.ciphertexts
     return sum(len(_seal_bytes(ct)) for row in rows for ct in row)
+
+
+def sampled_bytes(ciphertexts: list) -> int:
+    """Bytes of a list (or list of rows) of ciphertexts of one level, from the first one's size: cheap
+    for the large uploads, where serializing every ciphertext would cost as much as encrypting them."""
+    flat = [ct for row in ciphertexts for ct in (row if isinstance(row, list) else [row])]
+    return len(_seal_bytes(flat[0])) * len(flat) if flat else 0
 
 
 class KeyHolder:

@@ -137,7 +137,6 @@ class TrafficLog:
     bytes_down: int = 0
     server_cpu_s: float = 0.0
     client_cpu_s: float = 0.0
-    steps: int = 0
 
 
 class EncryptedOracle:
@@ -198,7 +197,6 @@ class EncryptedOracle:
         if np.abs(z).max(initial=0) > bound / 2:
             raise PlaintextRangeError(f"logits reach {np.abs(z).max():.0f}, near the {bound:.0f} the packed "
                                       f"parameters hold; lower the learning problem's scale (stronger l2)")
-        self.log.steps += 1
         return z
 
     def residual_products(self, residuals: np.ndarray) -> np.ndarray:

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from ppdl_utils.crypto.ckks_packed import PACKED_4096, KeyHolder, PackedParams, PackedServer
+from ppdl_utils.crypto.ckks_packed import PACKED_4096, KeyHolder, PackedParams, PackedServer, sampled_bytes
 from ppdl_utils.data.splits import stratified_split
 from ppdl_utils.errors import DataError
 from ppdl_utils.learning.private_head import (
@@ -139,20 +139,12 @@ def run_split(dataset_name: str, features: np.ndarray, labels: np.ndarray, hashe
         training_steps=log.steps, server_training_cpu_s=oracle.log.server_cpu_s,
         client_training_cpu_s=oracle.log.client_cpu_s + encrypt_s,
         training_bytes_up=oracle.log.bytes_up, training_bytes_down=oracle.log.bytes_down,
-        features_upload_bytes=_matrix_bytes(packed_train),
+        features_upload_bytes=sampled_bytes(packed_train.ciphertexts),
         inference_server_ms_per_image=1000 * costs["server_s"] / n_test,
         inference_client_ms_per_image=1000 * (costs["client_encrypt_s"] + costs["client_decrypt_s"]) / n_test,
         inference_bytes_up_per_image=costs["bytes_up"] / n_test,
         inference_bytes_down_per_image=costs["bytes_down"] / n_test,
         ckks=params.describe(), extractor=extractor)
-
-
-def _matrix_bytes(packed) -> int:
-    """Bytes of the encrypted training set, from one ciphertext's size (all have the same level)."""
-    from ppdl_utils.crypto.ckks_packed import _seal_bytes
-
-    one = len(_seal_bytes(packed.ciphertexts[0][0]))
-    return one * sum(len(row) for row in packed.ciphertexts)
 
 
 def as_frame(results: list[SplitResult]) -> pd.DataFrame:
