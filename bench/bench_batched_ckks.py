@@ -31,29 +31,23 @@ from ppdl_utils.crypto.ckks_columns import (  # noqa: E402
 )
 from ppdl_utils.data.loaders import _resize_stack  # noqa: E402
 from ppdl_utils.data.sources import load_chest_images  # noqa: E402
-from ppdl_utils.data.splits import stratified_split  # noqa: E402
 from ppdl_utils.learning import encrypted_cnn as rung4  # noqa: E402
 from ppdl_utils.learning import encrypted_mlp as rung3  # noqa: E402
 from ppdl_utils.learning.batched_rungs import batched_scores  # noqa: E402
-from ppdl_utils.learning.encrypted_common import FeatureRange  # noqa: E402
+from ppdl_utils.studies.ladder import batched_row, train_rung_models  # noqa: E402
 from ppdl_utils.studies.private_pipeline import client_features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def rung_rows(rung: int, name: str, params, model, test_inputs, y_test, twin_scores, batch_sizes) -> list[dict]:
+    whole = batched_row(rung, name, params, model, test_inputs, y_test, twin_scores)  # every test image
+    common = {"rung": rung, "model": name, "n_test": whole["n_test"],
+              **{k: whole[k] for k in ("mismatches_vs_twin", "accuracy", "twin_accuracy", "max_score_error",
+                                       "min_twin_margin")},
+              "ckks": params.describe(), "evaluation_key_bytes": whole["context_bytes"]}
     key_holder = ColumnKeyHolder(params)
     server = ColumnServer(params, key_holder.public_keys(), key_holder.fingerprint)
-    largest = max(batch_sizes)
-    scores, _ = batched_scores(key_holder, server, model, test_inputs, min(largest, len(test_inputs)))
-    mismatches = int((scores.argmax(1) != twin_scores.argmax(1)).sum())
-    top2 = np.sort(twin_scores, axis=1)[:, -2:]
-    common = {"rung": rung, "model": name, "n_test": len(y_test), "mismatches_vs_twin": mismatches,
-              "accuracy": float((scores.argmax(1) == y_test).mean()),
-              "twin_accuracy": float((twin_scores.argmax(1) == y_test).mean()),
-              "max_score_error": float(np.abs(scores - twin_scores).max()),
-              "min_twin_margin": float((top2[:, 1] - top2[:, 0]).min()), "ckks": params.describe(),
-              "evaluation_key_bytes": len(key_holder.public_keys())}
     rows = []
     for size in batch_sizes:
         inputs = np.resize(test_inputs, (size,) + test_inputs.shape[1:])  # repeats the test images
@@ -115,25 +109,16 @@ def main() -> None:
     per_class = 24 if args.quick else None
     big = load_chest_images(args.data, 224 if weights else 64, n_per_class=per_class, seed=0)
     small_images = _resize_stack(big.images, 28)  # rung 4's input: the same images, downsampled (bilinear)
-    split = stratified_split(big.labels, big.hashes, fractions=(0.8, 0.1, 0.1), seed=0)
-    train, test = split["train"], split["test"]
-    y_train, y_test, k = big.labels[train], big.labels[test], len(big.class_names)
     features, extractor, described = client_features(big.images, big.hashes, weights, args.cache)
-    feature_range = FeatureRange.fit(features[train])
-    scaled_test = np.clip(feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high)),
-                          0, 1)
-    mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=args.hidden,
-                                    n_classes=k, epochs=3 if args.quick else 30)
-    mlp = rung3.mlp_from_keras(mlp_net, feature_range)
-    spec = rung4.CNNSpec(image_size=28, n_classes=k)
-    cnn = rung4.cnn_from_keras(rung4.train_keras_cnn(small_images[train], y_train, spec, "square",
-                                                     epochs=1 if args.quick else args.cnn_epochs),
-                               spec, calibration=small_images[train])
+    models = train_rung_models(features, small_images, big.labels, big.hashes, len(big.class_names),
+                               mlp_hidden=args.hidden, mlp_epochs=3 if args.quick else 30,
+                               cnn_epochs=1 if args.quick else args.cnn_epochs, relu_twin=False)
+    mlp, cnn, y_test = models.mlp, models.cnn, models.y_test
     sizes = [1, 8, 32] if args.quick else [64, 256, 1024, 4096]
-    rows = rung_rows(3, f"MLP head ({described}, hidden {args.hidden})", COLUMNS_MLP_8192, mlp, scaled_test,
-                     y_test, rung3.plain_mlp_scores(mlp, scaled_test), sizes)
+    rows = rung_rows(3, f"MLP head ({described}, hidden {args.hidden})", COLUMNS_MLP_8192, mlp,
+                     models.test_features, y_test, rung3.plain_mlp_scores(mlp, models.test_features), sizes)
     rows += rung_rows(4, "CNN on 28-px pixels (conv 8x8/4, 3 filters, dense 64)", COLUMNS_CNN_8192, cnn,
-                      small_images[test], y_test, rung4.plain_cnn_scores(cnn, small_images[test]), sizes)
+                      models.test_images, y_test, rung4.plain_cnn_scores(cnn, models.test_images), sizes)
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", big.name)
     Path(args.results).mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,8 @@ the security level and the mismatches against the plaintext twin.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ppdl_utils.crypto.ckks_columns import COLUMNS_CNN_8192, COLUMNS_MLP_8192, ColumnKeyHolder, ColumnServer
@@ -23,7 +25,7 @@ from ppdl_utils.learning.batched_rungs import batched_scores
 from ppdl_utils.learning.encrypted_common import FeatureRange, macro_f1
 from ppdl_utils.studies.private_pipeline import run_split
 
-__all__ = ["batched_row", "encrypted_rungs"]
+__all__ = ["batched_row", "RungModels", "train_rung_models", "encrypted_rungs"]
 
 SECURITY_CKKS = "128-bit classical (CKKS, HE standard)"
 
@@ -46,7 +48,46 @@ def batched_row(rung: int, name: str, params, model, inputs: np.ndarray, labels:
             "server_learns": "the batch size and input width; no value (RLWE)",
             "mismatches_vs_twin": int((predictions != twin_scores.argmax(axis=1)).sum()),
             "twin_accuracy": float((twin_scores.argmax(axis=1) == labels).mean()),
+            "max_score_error": float(np.abs(scores - twin_scores).max()),
+            "min_twin_margin": float(np.diff(np.sort(twin_scores, axis=1)[:, -2:], axis=1).min()),
             "batch_latency_ms": max(c.latency_ms for c in costs)}
+
+
+@dataclass
+class RungModels:
+    """The server's rung-3 MLP and rung-4 CNN, trained in the clear on the training split, and the test
+    inputs the client encrypts for them."""
+
+    mlp: rung3.SquareMLP
+    cnn: rung4.SquareCNN
+    test_features: np.ndarray       # scaled to [0, 1] by the MLP's fitted range (clipped by the client)
+    test_images: np.ndarray         # uint8, rung 4's input size
+    y_test: np.ndarray
+    relu_twin_accuracy: float | None  # the same CNN with ReLU, trained in the clear (None: not trained)
+
+
+def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np.ndarray, hashes: list[str],
+                      n_classes: int, split_seed: int = 0, mlp_hidden: int = 8, mlp_epochs: int = 30,
+                      cnn_epochs: int = 15, seed: int = 0, relu_twin: bool = True) -> RungModels:
+    """Train rungs 3 and 4 on notebook 03's split ``split_seed``; ``relu_twin`` also trains the ReLU CNN."""
+    split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
+    train, test = split["train"], split["test"]
+    y_train, y_test = labels[train], labels[test]
+    feature_range = FeatureRange.fit(features[train])
+    # a test feature beyond the widened training range is clipped by the client (it would overflow)
+    test_scaled = feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high))
+    mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
+                                    n_classes=n_classes, epochs=mlp_epochs, seed=seed)
+    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
+    square_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "square", epochs=cnn_epochs, seed=seed)
+    relu_accuracy = None
+    if relu_twin:
+        relu_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "relu", epochs=cnn_epochs, seed=seed)
+        relu_accuracy = float((relu_net.predict(small_images[test][..., None] / 255.0, verbose=0).argmax(1)
+                               == y_test).mean())
+    return RungModels(rung3.mlp_from_keras(mlp_net, feature_range),
+                      rung4.cnn_from_keras(square_net, spec, calibration=small_images[train]),
+                      test_scaled, small_images[test], y_test, relu_accuracy)
 
 
 def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, small_images: np.ndarray,
@@ -54,28 +95,15 @@ def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, sma
                     mlp_epochs: int = 30, cnn_epochs: int = 15, l2: float = 1e-2, max_steps: int = 60,
                     seed: int = 0, progress: bool = True) -> list[dict]:
     """Rows for rungs 3, 4 and 5 on notebook 03's split ``split_seed`` (the whole test split)."""
-    split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
-    train, test = split["train"], split["test"]
-    y_train, y_test = labels[train], labels[test]
-
-    feature_range = FeatureRange.fit(features[train])
-    # a test feature beyond the widened training range is clipped by the client (it would overflow)
-    test_scaled = feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high))
-    mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
-                                    n_classes=n_classes, epochs=mlp_epochs, seed=seed)
-    mlp = rung3.mlp_from_keras(mlp_net, feature_range)
-    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden})",
-                        COLUMNS_MLP_8192, mlp, test_scaled, y_test, rung3.plain_mlp_scores(mlp, test_scaled))]
-
-    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
-    square_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "square", epochs=cnn_epochs, seed=seed)
-    relu_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "relu", epochs=cnn_epochs, seed=seed)
-    relu_accuracy = float((relu_net.predict(small_images[test][..., None] / 255.0, verbose=0).argmax(1)
-                           == y_test).mean())
-    cnn = rung4.cnn_from_keras(square_net, spec, calibration=small_images[train])
-    row = batched_row(4, f"CNN on encrypted {spec.image_size}-px pixels, batched", COLUMNS_CNN_8192, cnn,
-                      small_images[test], y_test, rung4.plain_cnn_scores(cnn, small_images[test]))
-    row["relu_twin_accuracy"] = relu_accuracy
+    models = train_rung_models(features, small_images, labels, hashes, n_classes, split_seed, mlp_hidden, mlp_epochs,
+                               cnn_epochs, seed)
+    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden})", COLUMNS_MLP_8192,
+                        models.mlp, models.test_features, models.y_test,
+                        rung3.plain_mlp_scores(models.mlp, models.test_features))]
+    row = batched_row(4, f"CNN on encrypted {small_images.shape[1]}-px pixels, batched", COLUMNS_CNN_8192,
+                      models.cnn, models.test_images, models.y_test,
+                      rung4.plain_cnn_scores(models.cnn, models.test_images))
+    row["relu_twin_accuracy"] = models.relu_twin_accuracy
     rows.append(row)
 
     trained = run_split(dataset_name, features, labels, hashes, n_classes, extractor, split_seed, None, l2=l2,
