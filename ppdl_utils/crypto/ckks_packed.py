@@ -189,14 +189,18 @@ class PackedWeights(_Packed):
 class PackedResiduals(_Packed):
     """Encrypted per-example values, one column per class: ``ciphertexts[k][g]``."""
 
-    n_classes: int = 1
+    @property
+    def n_classes(self) -> int:
+        return len(self.ciphertexts)
 
 
 @dataclass
 class PackedScores(_Packed):
     """Encrypted logits: ``ciphertexts[k][g]``, example ``g*E + e`` in slot ``e*block``."""
 
-    n_classes: int = 1
+    @property
+    def n_classes(self) -> int:
+        return len(self.ciphertexts)
 
 
 @dataclass
@@ -333,7 +337,7 @@ class KeyHolder:
         padded[:len(r)] = r
         rows = [[self._encrypt(np.repeat(padded[g * per:(g + 1) * per, k], layout.block))
                  for g in range(layout.n_groups(len(r)))] for k in range(r.shape[1])]
-        return PackedResiduals(self.fingerprint, layout, len(r), rows, n_classes=r.shape[1])
+        return PackedResiduals(self.fingerprint, layout, len(r), rows)
 
     # ------------------------------------------------------------------ decryption
     def _decrypt(self, cipher) -> np.ndarray:
@@ -424,7 +428,7 @@ class PackedServer:
         steps = [1 << k for k in range(int(np.log2(layout.block)))]
         rows = [[self._rotate_sum(self._dot(list(zip(group, w_row))), steps) for group in x.ciphertexts]
                 for w_row in w.ciphertexts]
-        return PackedScores(self.fingerprint, layout, x.n_rows, rows, n_classes=len(rows))
+        return PackedScores(self.fingerprint, layout, x.n_rows, rows)
 
     def gradient(self, x: PackedMatrix, r: PackedResiduals) -> PackedGradient:
         """``R^T X``: for every class k and feature j, ``sum_i r[i, k] x[i, j]``."""
