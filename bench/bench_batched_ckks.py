@@ -90,6 +90,8 @@ def main() -> None:
     parser.add_argument("--weights", default="default")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--hidden", type=int, default=8, help="rung 3 hidden units (the server's cost grows with it)")
+    parser.add_argument("--weight-bits", type=int, default=8,
+                        help="rung 3 first-layer weights, levels per hidden unit (one product per distinct weight)")
     parser.add_argument("--cnn-epochs", type=int, default=15)
     parser.add_argument("--results", default=str(ROOT / "results"))
     parser.add_argument("--figures", default=str(ROOT / "figures"))
@@ -112,15 +114,18 @@ def main() -> None:
     features, extractor, described = client_features(big.images, big.hashes, weights, args.cache)
     models = train_rung_models(features, small_images, big.labels, big.hashes, len(big.class_names),
                                mlp_hidden=args.hidden, mlp_epochs=3 if args.quick else 30,
-                               cnn_epochs=1 if args.quick else args.cnn_epochs, relu_twin=False)
+                               cnn_epochs=1 if args.quick else args.cnn_epochs, relu_twin=False,
+                               mlp_weight_bits=args.weight_bits)
     mlp, cnn, y_test = models.mlp, models.cnn, models.y_test
     sizes = [1, 8, 32] if args.quick else [64, 256, 1024, 4096]
-    rows = rung_rows(3, f"MLP head ({described}, hidden {args.hidden})", COLUMNS_MLP_8192, mlp,
+    rows = rung_rows(3, f"MLP head ({described}, hidden {args.hidden}, {args.weight_bits}-bit first layer)",
+                     COLUMNS_MLP_8192, mlp,
                      models.test_features, y_test, rung3.plain_mlp_scores(mlp, models.test_features), sizes)
     rows += rung_rows(4, "CNN on 28-px pixels (conv 8x8/4, 3 filters, dense 64)", COLUMNS_CNN_8192, cnn,
                       models.test_images, y_test, rung4.plain_cnn_scores(cnn, models.test_images), sizes)
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", big.name)
+    table["float_model_accuracy"] = np.where(table.rung == 3, models.mlp_float_accuracy, np.nan)
     Path(args.results).mkdir(parents=True, exist_ok=True)
     table.to_csv(Path(args.results) / f"batched_{run}.csv", index=False)
     from ppdl_utils.reporting.figures import save_figure

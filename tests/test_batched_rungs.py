@@ -14,12 +14,12 @@ from ppdl_utils.crypto.ckks_columns import (
     ColumnParams,
     ColumnServer,
 )
-from ppdl_utils.crypto.ckks_packed import PackingError
+from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes
 from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
 from ppdl_utils.learning import encrypted_cnn as ecnn
 from ppdl_utils.learning.batched_rungs import batched_scores, conv_as_dense
 from ppdl_utils.learning.encrypted_common import FeatureRange, FeatureRangeError, InputShapeError
-from ppdl_utils.learning.encrypted_mlp import SquareMLP, plain_mlp_scores
+from ppdl_utils.learning.encrypted_mlp import SquareMLP, plain_mlp_scores, quantize_first_layer
 
 SMALL = ColumnParams(4096, (40, 30, 39), 30, "TEST_COLUMNS_4096")  # one level: fast dense checks
 
@@ -41,6 +41,47 @@ def test_dense_layer_equals_float64_for_every_example(n, d, k, seed):
     out = key_holder.decrypt(server.dense(key_holder.encrypt(x), w, b))
     np.testing.assert_allclose(out, x @ w + b, atol=1e-3)
     assert server.operations["scalar_products"] == int((w != 0).sum())
+
+
+@settings(max_examples=5, deadline=None)
+@given(d=st.integers(2, 60), levels=st.integers(1, 6), seed=st.integers(0, 2**31))
+def test_shared_weights_give_the_very_same_ciphertext(d, levels, seed):
+    """Summing the inputs of equal weight first is exact ring arithmetic: the same bytes, fewer products."""
+    rng = np.random.default_rng(seed)
+    key_holder = ColumnKeyHolder(SMALL)
+    server = ColumnServer(SMALL, key_holder.public_keys(), key_holder.fingerprint)
+    x = rng.uniform(0, 1, (17, d))
+    w = rng.integers(1, levels + 1, (d, 2)) * rng.choice([-0.125, 0.25], (1, 2))  # few distinct weights
+    batch = key_holder.encrypt(x)
+    shared = server.dense(batch, w, np.zeros(2), share_weights=True)
+    products = server.operations["scalar_products"]
+    assert products == sum(len(np.unique(w[:, k])) for k in range(2))
+    plain = server.dense(batch, w, np.zeros(2), share_weights=False)
+    assert server.operations["scalar_products"] - products == 2 * d
+    for a, b in zip(shared.ciphertexts, plain.ciphertexts):
+        assert _seal_bytes(a) == _seal_bytes(b)
+    np.testing.assert_allclose(key_holder.decrypt(shared), x @ w, atol=1e-3)
+
+
+@settings(max_examples=20, deadline=None)
+@given(bits=st.integers(2, 10), seed=st.integers(0, 2**31))
+def test_quantized_first_layer_has_few_levels_and_stays_close(bits, seed):
+    rng = np.random.default_rng(seed)
+    w1 = rng.normal(0, 0.3, (40, 3))
+    w1[:, 2] = 0.0  # an all-zero hidden unit stays zero
+    mlp = SquareMLP(w1, rng.normal(0, 0.1, 3), rng.normal(0, 0.3, (3, 2)), np.zeros(2),
+                    FeatureRange(np.zeros(40), np.ones(40)))
+    quantized = quantize_first_layer(mlp, bits)
+    top = 2 ** (bits - 1) - 1
+    for k in range(2):
+        step = np.abs(w1[:, k]).max() / top
+        np.testing.assert_allclose(quantized.w1[:, k] / step, np.round(quantized.w1[:, k] / step), atol=1e-9)
+        assert np.abs(quantized.w1[:, k] - w1[:, k]).max() <= step / 2 + 1e-12
+        assert len(np.unique(quantized.w1[:, k])) <= 2 * top + 1
+    assert not quantized.w1[:, 2].any()
+    np.testing.assert_array_equal(quantized.w2, mlp.w2)
+    with pytest.raises(InputShapeError, match="bits"):
+        quantize_first_layer(mlp, 1)
 
 
 def test_mlp_batch_equals_its_twin(mlp_parties):

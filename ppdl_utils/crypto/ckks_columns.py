@@ -4,6 +4,8 @@ Slot ``i`` of every ciphertext belongs to example ``i`` and ciphertext ``j`` hol
 pixel or a feature) of up to N/2 examples.  A dense layer is then a sum of ciphertext x scalar products,
 a square activation one ciphertext x ciphertext product, and no rotation is ever needed: the cost of one
 layer is the same for one example and for N/2 of them, which is what makes the batch cheap per image.
+Where many inputs of a dense layer share a weight (a quantized layer, a convolution), the server adds
+those inputs first and multiplies once per distinct weight: an addition costs a quarter of a product.
 
 Scales.  A weight is encoded at the scale of the prime the following rescale divides by, so a dense
 layer leaves the ciphertext's scale exactly as it was; a square sets it to ``scale^2 / q``, which SEAL
@@ -157,7 +159,7 @@ class ColumnServer:
         self._relin = _seal_load(seal.RelinKeys, self.context, bytes(public_keys), "public_keys")
         self._evaluator = seal.Evaluator(self.context)
         self._encoder = seal.CKKSEncoder(self.context)
-        self.operations = {"scalar_products": 0, "squares": 0}
+        self.operations = {"scalar_products": 0, "additions": 0, "squares": 0}
 
     def _own(self, batch: ColumnBatch) -> None:
         if batch.fingerprint != self.fingerprint:
@@ -169,8 +171,12 @@ class ColumnServer:
             raise NoiseBudgetError(f"no level left: {self.params.name} allows {self.params.levels} multiplications")
         return float(data.parms().coeff_modulus()[-1].value())
 
-    def dense(self, batch: ColumnBatch, weights: np.ndarray, bias: np.ndarray) -> ColumnBatch:
-        """``out[:, k] = sum_j batch[:, j] * weights[j, k] + bias[k]`` on ciphertexts (one level)."""
+    def dense(self, batch: ColumnBatch, weights: np.ndarray, bias: np.ndarray,
+              share_weights: bool | None = None) -> ColumnBatch:
+        """``out[:, k] = sum_j batch[:, j] * weights[j, k] + bias[k]`` on ciphertexts (one level).
+
+        ``share_weights``: sum the inputs that share a weight before multiplying (one product per distinct
+        weight, see :meth:`_shared_weight_sum`); None does so where it at least halves the products."""
         self._own(batch)
         weights, bias = np.asarray(weights, np.float64), np.asarray(bias, np.float64)
         if weights.shape[0] != batch.width or bias.shape != (weights.shape[1],):
@@ -187,27 +193,59 @@ class ColumnServer:
                 encoded[value] = plain
             return encoded[value]
 
-        out, tmp = [], seal.Ciphertext()
+        out = []
         for k in range(weights.shape[1]):
             terms = np.nonzero(weights[:, k])[0]
             if len(terms) == 0:
                 raise PackingError(f"output {k} has only zero weights; drop it from the layer")
-            acc = None
-            for j in terms:
-                target = seal.Ciphertext() if acc is None else tmp
-                ev.multiply_plain(batch.ciphertexts[j], plain_of(weights[j, k]), target)
-                if acc is None:
-                    acc = target
-                else:
-                    ev.add_inplace(acc, tmp)
+            values, groups = np.unique(weights[terms, k], return_inverse=True)
+            if share_weights or (share_weights is None and 2 * len(values) <= len(terms)):
+                acc = self._shared_weight_sum(batch, terms, values, groups, plain_of)
+            else:
+                acc = self._weighted_sum(batch, terms, weights[terms, k], plain_of)
             ev.rescale_to_next_inplace(acc)
             acc.scale = first.scale  # exact: the weight's scale was the prime just divided by
             bias_plain = seal.Plaintext()
             self._encoder.encode(float(bias[k]), acc.parms_id(), acc.scale, bias_plain)
             ev.add_plain_inplace(acc, bias_plain)
             out.append(acc)
-            self.operations["scalar_products"] += len(terms)
         return ColumnBatch(batch.fingerprint, batch.n_rows, out, batch.tag)
+
+    def _weighted_sum(self, batch: ColumnBatch, terms: np.ndarray, weights: np.ndarray, plain_of):
+        """``sum_j w_j ct_j``: one product and one addition per input."""
+        ev, acc, tmp = self._evaluator, None, seal.Ciphertext()
+        for j, value in zip(terms, weights):
+            target = seal.Ciphertext() if acc is None else tmp
+            ev.multiply_plain(batch.ciphertexts[j], plain_of(value), target)
+            if acc is None:
+                acc = target
+            else:
+                ev.add_inplace(acc, tmp)
+        self.operations["scalar_products"] += len(terms)
+        self.operations["additions"] += len(terms) - 1
+        return acc
+
+    def _shared_weight_sum(self, batch: ColumnBatch, terms: np.ndarray, values: np.ndarray, groups: np.ndarray,
+                           plain_of):
+        """``sum_v v * (sum of the inputs whose weight is v)``: when many inputs share a weight (a quantized
+        layer), an addition per input and a product per distinct weight.  The ring arithmetic is exact, so
+        the result is the very ciphertext :meth:`_weighted_sum` gives, at a fraction of the products."""
+        ev, acc, tmp = self._evaluator, None, seal.Ciphertext()
+        for index, value in enumerate(values):
+            members = [batch.ciphertexts[j] for j in terms[groups == index]]
+            target = seal.Ciphertext() if acc is None else tmp
+            if len(members) == 1:
+                ev.multiply_plain(members[0], plain_of(value), target)
+            else:
+                ev.add_many(members, target)
+                ev.multiply_plain_inplace(target, plain_of(value))
+            if acc is None:
+                acc = target
+            else:
+                ev.add_inplace(acc, tmp)
+            self.operations["additions"] += len(members) - 1 + (index > 0)
+        self.operations["scalar_products"] += len(values)
+        return acc
 
     def square(self, batch: ColumnBatch) -> ColumnBatch:
         """Slot-wise square of every ciphertext (one level)."""

@@ -28,7 +28,7 @@ from ppdl_utils.learning.encrypted_common import (
 )
 
 __all__ = [
-    "SquareMLP", "build_keras_mlp", "train_keras_mlp", "mlp_from_keras", "plain_mlp_scores",
+    "SquareMLP", "build_keras_mlp", "train_keras_mlp", "mlp_from_keras", "quantize_first_layer", "plain_mlp_scores",
     "client_encrypt_features", "server_mlp", "client_decrypt_scores", "encrypted_mlp_cost",
 ]
 
@@ -85,6 +85,24 @@ def mlp_from_keras(model, feature_range: FeatureRange) -> SquareMLP:
     w1, b1 = (np.asarray(a, np.float64) for a in model.get_layer("dense1").get_weights())
     w2, b2 = (np.asarray(a, np.float64) for a in model.get_layer("dense2").get_weights())
     return SquareMLP(w1, b1, w2, b2, feature_range)
+
+
+def quantize_first_layer(mlp: SquareMLP, bits: int = 8) -> SquareMLP:
+    """The same MLP with its first layer's weights rounded to ``2**bits - 1`` levels per hidden unit
+    (``w ~ s_k * q``, ``|q| <= 2**(bits-1) - 1``).
+
+    Why: a batched server pays one ciphertext product per distinct weight of a hidden unit and one
+    addition per input (:meth:`ColumnServer.dense <ppdl_utils.crypto.ckks_columns.ColumnServer.dense>`),
+    so 2,368 inputs cost 255 products instead of 2,368.  The quantized model is the one served: its
+    plaintext twin is :func:`plain_mlp_scores` of the returned model."""
+    _check_mlp(mlp)
+    if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 2 <= bits <= 16:
+        raise InputShapeError(f"bits={bits!r}: must be an integer in 2..16")
+    top = 2 ** (int(bits) - 1) - 1
+    step = np.abs(mlp.w1).max(axis=0) / top
+    step[step == 0] = 1.0  # an all-zero hidden unit stays zero
+    w1 = np.round(mlp.w1 / step) * step
+    return SquareMLP(w1, mlp.b1.copy(), mlp.w2.copy(), mlp.b2.copy(), mlp.feature_range)
 
 
 def _check_mlp(mlp: object) -> None:

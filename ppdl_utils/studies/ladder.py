@@ -2,7 +2,8 @@
 test image of notebook 03's split, batched CKKS.  Notebook 08 and ``bench/bench_privacy_ladder.py`` call it.
 
 * rung 3: an MLP head (dense, x², dense) owned by the server, on the client's encrypted features, batched
-  (:mod:`ppdl_utils.learning.batched_rungs`, up to 4,096 images per ciphertext);
+  (:mod:`ppdl_utils.learning.batched_rungs`, up to 4,096 images per ciphertext); its first layer is
+  quantized to ``mlp_weight_bits`` per hidden unit, so the server pays one product per distinct weight;
 * rung 4: the CNN on encrypted 28-px pixels, batched the same way (no backbone: the pixels themselves);
 * rung 5: the logistic-regression head trained by the server on the encrypted features of the whole
   training split and run on encrypted test features (:mod:`ppdl_utils.studies.private_pipeline`).
@@ -58,17 +59,19 @@ class RungModels:
     """The server's rung-3 MLP and rung-4 CNN, trained in the clear on the training split, and the test
     inputs the client encrypts for them."""
 
-    mlp: rung3.SquareMLP
+    mlp: rung3.SquareMLP            # the served model: first layer quantized (its twin is exact)
     cnn: rung4.SquareCNN
     test_features: np.ndarray       # scaled to [0, 1] by the MLP's fitted range (clipped by the client)
     test_images: np.ndarray         # uint8, rung 4's input size
     y_test: np.ndarray
     relu_twin_accuracy: float | None  # the same CNN with ReLU, trained in the clear (None: not trained)
+    mlp_float_accuracy: float         # the MLP before quantization, in the clear
 
 
 def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np.ndarray, hashes: list[str],
                       n_classes: int, split_seed: int = 0, mlp_hidden: int = 8, mlp_epochs: int = 30,
-                      cnn_epochs: int = 15, seed: int = 0, relu_twin: bool = True) -> RungModels:
+                      cnn_epochs: int = 15, seed: int = 0, relu_twin: bool = True,
+                      mlp_weight_bits: int = 8) -> RungModels:
     """Train rungs 3 and 4 on notebook 03's split ``split_seed``; ``relu_twin`` also trains the ReLU CNN."""
     split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
     train, test = split["train"], split["test"]
@@ -85,21 +88,24 @@ def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np
         relu_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "relu", epochs=cnn_epochs, seed=seed)
         relu_accuracy = float((relu_net.predict(small_images[test][..., None] / 255.0, verbose=0).argmax(1)
                                == y_test).mean())
-    return RungModels(rung3.mlp_from_keras(mlp_net, feature_range),
+    float_mlp = rung3.mlp_from_keras(mlp_net, feature_range)
+    float_accuracy = float((rung3.plain_mlp_scores(float_mlp, test_scaled).argmax(1) == y_test).mean())
+    return RungModels(rung3.quantize_first_layer(float_mlp, mlp_weight_bits),
                       rung4.cnn_from_keras(square_net, spec, calibration=small_images[train]),
-                      test_scaled, small_images[test], y_test, relu_accuracy)
+                      test_scaled, small_images[test], y_test, relu_accuracy, float_accuracy)
 
 
 def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, small_images: np.ndarray,
                     labels: np.ndarray, hashes: list[str], n_classes: int, split_seed: int = 0, mlp_hidden: int = 8,
                     mlp_epochs: int = 30, cnn_epochs: int = 15, l2: float = 1e-2, max_steps: int = 60,
-                    seed: int = 0, progress: bool = True) -> list[dict]:
+                    seed: int = 0, progress: bool = True, mlp_weight_bits: int = 8) -> list[dict]:
     """Rows for rungs 3, 4 and 5 on notebook 03's split ``split_seed`` (the whole test split)."""
     models = train_rung_models(features, small_images, labels, hashes, n_classes, split_seed, mlp_hidden, mlp_epochs,
-                               cnn_epochs, seed)
-    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden})", COLUMNS_MLP_8192,
-                        models.mlp, models.test_features, models.y_test,
+                               cnn_epochs, seed, mlp_weight_bits=mlp_weight_bits)
+    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden}, {mlp_weight_bits}-bit "
+                           "first layer)", COLUMNS_MLP_8192, models.mlp, models.test_features, models.y_test,
                         rung3.plain_mlp_scores(models.mlp, models.test_features))]
+    rows[0]["float_model_accuracy"] = models.mlp_float_accuracy
     row = batched_row(4, f"CNN on encrypted {small_images.shape[1]}-px pixels, batched", COLUMNS_CNN_8192,
                       models.cnn, models.test_images, models.y_test,
                       rung4.plain_cnn_scores(models.cnn, models.test_images))
