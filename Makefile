@@ -64,8 +64,7 @@ $(STEMS): %: $(BUILD)/%_$(RUN).ipynb
 # notebooks that read another notebook's results depend on that notebook's executed copy
 $(call EXECUTED,04_results): $(call EXECUTED,03_training)
 $(call EXECUTED,06_attacks): $(call EXECUTED,03_training)
-$(call EXECUTED,08_privacy_ladder): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks) \
-	$(call EXECUTED,07_private_inference)
+$(call EXECUTED,08_privacy_ladder): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks)
 $(call EXECUTED,10_private_pipeline): $(call EXECUTED,03_training) $(call EXECUTED,06_attacks)
 
 $(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)

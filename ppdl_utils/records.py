@@ -57,6 +57,18 @@ def wilson_interval(correct: int, total: int, z: float = 1.96) -> tuple[float, f
     return float(max(0.0, centre - half)), float(min(1.0, centre + half))
 
 
+def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[float, int, int]:
+    """Exact McNemar test on paired correctness (the same images): (two-sided p, a-only correct, b-only correct)."""
+    from scipy.stats import binomtest
+
+    a_correct, b_correct = np.asarray(a_correct, dtype=bool), np.asarray(b_correct, dtype=bool)
+    a_only = int((a_correct & ~b_correct).sum())
+    b_only = int((b_correct & ~a_correct).sum())
+    if a_only + b_only == 0:
+        return 1.0, 0, 0
+    return float(binomtest(a_only, a_only + b_only, 0.5).pvalue), a_only, b_only
+
+
 @dataclass
 class EvaluationSummary:
     """Test-set numbers of one model (the restored best-validation epoch, on the held-out test part)."""

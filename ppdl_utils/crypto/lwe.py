@@ -478,22 +478,25 @@ def serialized_nbytes(ct: LWECiphertext) -> int:
 
 
 def dot_plain(ct: LWECiphertext, weights: IntArrayLike) -> LWECiphertext:
-    """W @ E(x) -> E(W @ x mod t) for an integer matrix W of shape (K, d) and ct of shape (d,).
+    """W @ E(x) -> E(W @ x mod t) for an integer matrix W of shape (K, d) and ct of shape (d,), or of
+    shape (batch, d) for a batch of vectors (one per row: result shape (batch, K)).
 
     The server-side step of a linear layer: a' = W A, b' = W b (mod q).  Each output's noise
     bound is sum_j |w_kj'| * bound (centred residues w'), checked like every other operation.
     """
     p = ct.params
-    if ct.b.ndim != 1:
-        raise ParameterError(f"dot_plain needs a 1-D ciphertext vector, got shape {ct.shape}")
+    if ct.b.ndim not in (1, 2):
+        raise ParameterError(f"dot_plain needs a ciphertext vector (d,) or batch (batch, d), got shape {ct.shape}")
     w = _reduce_mod_t(weights, "weight matrix", p.t)
-    if w.ndim != 2 or w.shape[1] != ct.b.shape[0]:
-        raise ParameterError(f"weights must have shape (K, {ct.b.shape[0]}), got {w.shape}")
+    if w.ndim != 2 or w.shape[1] != ct.b.shape[-1]:
+        raise ParameterError(f"weights must have shape (K, {ct.b.shape[-1]}), got {w.shape}")
     w = np.where(w >= p.t - p.t // 2, w - p.t, w).astype(np.int64)  # centred residues
     worst = int(np.abs(w).sum(axis=1).max()) if w.size else 0
     bound = _checked_bound(p, ct.noise_bound * worst, f"dot_plain with max row |W|_1 = {worst}")
+    if ct.b.shape[-1] * (p.t // 2) * p.q >= 2**63:  # each sum of d products |w| * residue must fit int64
+        raise ParameterError(f"dot_plain over {ct.b.shape[-1]} terms could overflow int64 with q = {p.q}, t = {p.t}")
     a = (w @ (np.asarray(ct.a) % p.q)) % p.q
-    b = (w @ (np.asarray(ct.b) % p.q)) % p.q
+    b = ((np.asarray(ct.b) % p.q) @ w.T) % p.q
     return LWECiphertext(_readonly(a), _readonly(b), p, ct.key_fingerprint, bound, ct.regime)
 
 

@@ -1,27 +1,34 @@
 """The privacy ladder: every level of protection measured on one dataset, one row each.
 
 Rungs 0-1 come from notebook 03's run records (plain, and the papers' deterministic "encryption",
-with the median SSIM of notebook 06's strongest attack); rung 2 from notebook 07's private
-inference CSV; rungs 3-5 are measured by notebook 08 (:class:`~ppdl_utils.learning.encrypted_common.LadderRow`).
+with the median SSIM of notebook 06's strongest attack); rungs 2-5 are measured by the ladder study
+(``ppdl_utils.studies.ladder``, run by notebook 08).
+
+Every row that carries its per-image ``predictions`` (with ``y_true``, and ``split_seed`` where known) is
+compared with plain, the rung-0 row's predictions from notebook 03, on the same test images: the exact
+McNemar test's p-value fills ``mcnemar_p_vs_plain``.  Without plain's predictions, or on other test images,
+the column stays empty.
 """
 from __future__ import annotations
 
 import math
 import re
-from pathlib import Path
+import warnings
 from typing import Iterable, Mapping
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from ppdl_utils.records import RunRecord
+from ppdl_utils.records import RunRecord, mcnemar_exact
 
-COLUMNS = ["rung", "name", "accuracy", "accuracy_ci95", "macro_f1", "n_test", "encrypt_ms", "server_ms",
-           "decrypt_ms", "bytes_up", "bytes_down", "peak_memory_mb", "context_bytes", "security", "server_learns",
-           "mismatches_vs_twin"]
-#: kept when a study measured them: the twins' accuracies, one batch's latency, the training cost of rung 5
-EXTRA_COLUMNS = ["twin_accuracy", "relu_twin_accuracy", "batch_latency_ms", "training_server_s", "training_steps"]
+COLUMNS = ["rung", "name", "accuracy", "accuracy_ci95", "mcnemar_p_vs_plain", "macro_f1", "n_test", "encrypt_ms",
+           "server_ms", "decrypt_ms", "bytes_up", "bytes_down", "peak_memory_mb", "context_bytes", "security",
+           "server_learns", "mismatches_vs_twin"]
+#: kept when a study measured them: the twins' accuracies, one batch's latency, the training cost of rung 5,
+#: rung 2's float head and its packing
+EXTRA_COLUMNS = ["twin_accuracy", "relu_twin_accuracy", "batch_latency_ms", "training_server_s", "training_steps",
+                 "float_head_accuracy", "float_head_mismatches", "near_ties", "images_per_ciphertext"]
 
 
 def _ci(accuracy: float, n: int) -> str:
@@ -44,36 +51,44 @@ def record_rows(records: Mapping[str, RunRecord], attack_ssim: Mapping[str, floa
         ssim = (attack_ssim or {}).get(r.regime)
         learns = "the image" if rung == 0 else \
             (f"the image (attack SSIM {ssim:.2f})" if ssim is not None else "the image, up to a substitution")
-        rows.append({"rung": rung, "name": f"rung {rung}: {label} (notebook 03)", "accuracy": r.test_accuracy,
-                     "n_test": r.summary.n_test, "macro_f1": r.summary.macro_f1,
-                     "security": "none" if rung == 0 else "none: deterministic, NOT secure",
-                     "server_learns": learns, "mismatches_vs_twin": np.nan})
+        row = {"rung": rung, "name": f"rung {rung}: {label} (notebook 03)", "accuracy": r.test_accuracy,
+               "n_test": r.summary.n_test, "macro_f1": r.summary.macro_f1,
+               "security": "none" if rung == 0 else "none: deterministic, NOT secure",
+               "server_learns": learns, "mismatches_vs_twin": np.nan}
+        if r.predictions is not None:  # loaded with with_tables=True: the paired test needs them
+            table = r.predictions.sort_values("test_index")
+            row.update(predictions=table["y_pred"].to_numpy(), y_true=table["y_true"].to_numpy(),
+                       split_seed=r.split_seed if r.split_seed is not None else r.seed)
+        rows.append(row)
     return rows
 
 
-_SECURITY_07 = {"Paillier": "112-bit classical (Paillier 2048, DCR), randomized",
-                "LWE": "~128-bit classical (LWE n=1024, log q=27), randomized"}
-
-
-def private_inference_rows(csv: "str | Path") -> list[dict]:
-    """Rung 2 from notebook 07's ``07_<run>_private_inference.csv`` (one row per scheme)."""
-    frame = pd.read_csv(csv)
-    rows = []
-    for _, row in frame.iterrows():
-        rows.append({"rung": 2, "name": f"rung 2: linear head, {row['scheme']} (notebook 07)",
-                     "accuracy": row.get("accuracy", np.nan), "n_test": row.get("images", np.nan),
-                     "macro_f1": row.get("macro_f1", np.nan),
-                     "encrypt_ms": row.get("client_encrypt_ms"), "server_ms": row.get("server_ms"),
-                     "decrypt_ms": row.get("client_decrypt_ms"), "bytes_up": row.get("bytes_up"),
-                     "bytes_down": row.get("bytes_down"), "security": _SECURITY_07.get(row["scheme"], "randomized"),
-                     "server_learns": "nothing about the features (DCR / LWE)",
-                     "mismatches_vs_twin": row.get("mismatches", np.nan)})
-    return rows
+def mcnemar_vs_plain(rows: list[dict]) -> list[float]:
+    """Each row's exact McNemar p-value against the rung-0 row on the same images (NaN where unpaired)."""
+    plain = next((r for r in rows if r.get("rung") == 0 and r.get("predictions") is not None), None)
+    out = []
+    for row in rows:
+        if plain is None or row is plain or row.get("predictions") is None:
+            out.append(np.nan)
+            continue
+        y, pred = np.asarray(row["y_true"]), np.asarray(row["predictions"])
+        seeds = (row.get("split_seed"), plain.get("split_seed"))
+        if not np.array_equal(y, plain["y_true"]) or (None not in seeds and seeds[0] != seeds[1]):
+            warnings.warn(f"{row['name']}: its test images are not plain's (labels or split seed differ): "
+                          "no paired test", stacklevel=2)
+            out.append(np.nan)
+            continue
+        out.append(mcnemar_exact(pred == y, np.asarray(plain["predictions"]) == y)[0])
+    return out
 
 
 def ladder_table(rows: Iterable[dict]) -> pd.DataFrame:
-    """One table, rungs in order, with the accuracy's 95% Wilson interval."""
-    frame = pd.DataFrame(list(rows))
+    """One table, rungs in order, with the accuracy's 95% Wilson interval and the paired test against
+    plain; the rows' per-image arrays are dropped."""
+    rows = list(rows)
+    p_values = mcnemar_vs_plain(rows)
+    frame = pd.DataFrame([{k: v for k, v in row.items() if k not in ("predictions", "y_true")} for row in rows])
+    frame["mcnemar_p_vs_plain"] = p_values
     for column in COLUMNS:
         if column not in frame:
             frame[column] = np.nan

@@ -309,8 +309,8 @@ def _all_matching(results: Path, pattern: str, command: str, columns: tuple[str,
     return "\n\n".join(parts)
 
 
-LADDER_COLUMNS = ("name", "accuracy", "accuracy_ci95", "n_test", "mismatches_vs_twin", "end_to_end_ms", "bytes_up",
-                  "security", "server_learns")
+LADDER_COLUMNS = ("name", "accuracy", "accuracy_ci95", "mcnemar_p_vs_plain", "n_test", "mismatches_vs_twin",
+                  "end_to_end_ms", "bytes_up", "security", "server_learns")
 _table("ladder")(lambda results: _all_matching(results, "08_*_privacy_ladder.csv", "make 08_privacy_ladder DATA=...",
                                                LADDER_COLUMNS))
 # --- notebook 10: the private pipeline; bench/bench_batched_ckks.py ----------------------------------------

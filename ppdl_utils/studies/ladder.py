@@ -1,6 +1,9 @@
-"""The privacy ladder's encrypted rungs on one footing: the same client features for rungs 3 and 5, every
-test image of notebook 03's split, batched CKKS.  Notebook 08 and ``bench/bench_privacy_ladder.py`` call it.
+"""The privacy ladder's encrypted rungs on one footing: the same client features for rungs 2, 3 and 5, every
+test image of notebook 03's split, batched.  Notebook 08 and ``bench/bench_privacy_ladder.py`` call it.
 
+* rung 2: a logistic-regression head trained in the clear by the server, run on the client's encrypted
+  features under Paillier (images packed in plaintext slots) and under LWE (a public PCA projection of the
+  features, within LWE's noise budget) (:mod:`ppdl_utils.learning.linear_rung`);
 * rung 3: an MLP head (dense, x², dense) owned by the server, on the client's encrypted features, batched
   (:mod:`ppdl_utils.learning.batched_rungs`, up to 4,096 images per ciphertext); its first layer is
   quantized to ``mlp_weight_bits`` per hidden unit, so the server pays one product per distinct weight;
@@ -10,7 +13,9 @@ test image of notebook 03's split, batched CKKS.  Notebook 08 and ``bench/bench_
 
 Each row holds what the ladder table needs: accuracy over the whole test split (its CI is computed by
 ``reporting.ladder``), the server's CPU milliseconds per image amortized over the batch, bytes per image,
-the security level and the mismatches against the plaintext twin.
+the security level and the mismatches against the plaintext twin, and the per-image ``predictions`` with
+their ``y_true`` and ``split_seed`` for the paired test against plain (``reporting.ladder`` drops them from
+the saved table).
 """
 from __future__ import annotations
 
@@ -18,15 +23,20 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto.ckks_columns import COLUMNS_CNN_8192, COLUMNS_MLP_8192, ColumnKeyHolder, ColumnServer
+from ppdl_utils.crypto.paillier import PaillierPrivateKey, generate_keypair, security_bits
 from ppdl_utils.data.splits import stratified_split
 from ppdl_utils.learning import encrypted_cnn as rung4
 from ppdl_utils.learning import encrypted_mlp as rung3
+from ppdl_utils.learning import linear_rung as rung2
 from ppdl_utils.learning.batched_rungs import batched_scores
 from ppdl_utils.learning.encrypted_common import FeatureRange, macro_f1
+from ppdl_utils.learning.private_head import predictions_from_scores
+from ppdl_utils.learning.private_inference import LWE_INFERENCE
 from ppdl_utils.studies.private_pipeline import run_split
 
-__all__ = ["batched_row", "RungModels", "train_rung_models", "encrypted_rungs"]
+__all__ = ["batched_row", "linear_rows", "RungModels", "train_rung_models", "encrypted_rungs"]
 
 SECURITY_CKKS = "128-bit classical (CKKS, HE standard)"
 
@@ -51,7 +61,58 @@ def batched_row(rung: int, name: str, params, model, inputs: np.ndarray, labels:
             "twin_accuracy": float((twin_scores.argmax(axis=1) == labels).mean()),
             "max_score_error": float(np.abs(scores - twin_scores).max()),
             "min_twin_margin": float(np.diff(np.sort(twin_scores, axis=1)[:, -2:], axis=1).min()),
-            "batch_latency_ms": max(c.latency_ms for c in costs)}
+            "batch_latency_ms": max(c.latency_ms for c in costs), "predictions": predictions, "y_true": labels}
+
+
+def _linear_row(run: rung2.LinearRun, name: str, labels: np.ndarray, security: str) -> dict:
+    twin = predictions_from_scores(run.twin_scores)
+    return {"rung": 2, "name": f"rung 2: {name}", "accuracy": float((run.predictions == labels).mean()),
+            "n_test": run.n, "macro_f1": macro_f1(labels, run.predictions), **run.per_image(), "security": security,
+            "server_learns": "the batch size and input width; no value (DCR / LWE)",
+            "mismatches_vs_twin": run.mismatches_vs_twin, "twin_accuracy": float((twin == labels).mean()),
+            "max_score_error": run.max_score_error, "images_per_ciphertext": run.images_per_ciphertext,
+            "predictions": run.predictions, "y_true": labels}
+
+
+def linear_rows(features: np.ndarray, labels: np.ndarray, hashes: list[str], split_seed: int = 0,
+                paillier_key: PaillierPrivateKey | None = None, lwe_params: lwe.LWEParams = LWE_INFERENCE,
+                lwe_dim: int = 32, lwe_feature_bits: int = 5, seed: int = 0) -> list[dict]:
+    """Rung 2's rows (Paillier, LWE) on notebook 03's split ``split_seed``: a head trained in the clear on
+    the training split, every test image classified encrypted and checked against its integer twin.
+
+    ``paillier_key`` None draws a fresh 2048-bit key.  The Paillier row also holds the float head's
+    accuracy, how many predictions differ from it, and how many test images are near-ties (float margin
+    within the quantization's error bound): every difference must be one of them."""
+    split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
+    train, test = split["train"], split["test"]
+    y_test = labels[test]
+    key = paillier_key if paillier_key is not None else generate_keypair()
+    head = rung2.fit_integer_head(features[train], labels[train], seed=seed)
+    run = rung2.run_paillier_packed(head, key, features[test])
+    bits = key.public.bits
+    paillier = _linear_row(run, f"linear head, Paillier, {run.images_per_ciphertext} images per ciphertext",
+                           y_test, f"{security_bits(bits)}-bit classical (Paillier {bits}, DCR), randomized"
+                           if security_bits(bits) else f"none: toy key (Paillier {bits}, teaching only)")
+    float_scores = head.float_scores(features[test])
+    float_pred = predictions_from_scores(float_scores)
+    bound = head.error_bound(features[test])
+    if float_scores.shape[1] == 1:
+        margins, tolerance = np.abs(float_scores[:, 0]), bound[:, 0]
+    else:  # the top two scores can each move by their bound
+        margins, tolerance = np.diff(np.sort(float_scores, axis=1)[:, -2:], axis=1)[:, 0], 2 * bound.max(axis=1)
+    paillier.update({"float_head_accuracy": float((float_pred == y_test).mean()),
+                     "float_head_mismatches": int((run.predictions != float_pred).sum()),
+                     "near_ties": int((margins <= tolerance).sum()), "min_twin_margin": float(margins.min())})
+
+    lwe_head = rung2.fit_lwe_head(features[train], labels[train], features[test], y_test, dim=lwe_dim,
+                                  feature_bits=lwe_feature_bits, params=lwe_params, seed=seed)
+    lwe_run = rung2.run_lwe_batched(lwe_head, lwe.keygen(lwe_params), features[test])
+    p = lwe_params
+    lwe_row = _linear_row(lwe_run, f"linear head, LWE, PCA-{lwe_head.projection.components.shape[0]} of the "
+                          "features", y_test, f"~{p.security_bits}-bit classical (LWE n={p.n}, "
+                          f"log q={(p.q - 1).bit_length()}), randomized")
+    lwe_row["float_head_accuracy"] = lwe_head.float_accuracy
+    return [paillier, lwe_row]
 
 
 @dataclass
@@ -98,14 +159,17 @@ def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np
 def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, small_images: np.ndarray,
                     labels: np.ndarray, hashes: list[str], n_classes: int, split_seed: int = 0, mlp_hidden: int = 8,
                     mlp_epochs: int = 30, cnn_epochs: int = 15, l2: float = 1e-2, max_steps: int = 60,
-                    seed: int = 0, progress: bool = True, mlp_weight_bits: int = 8) -> list[dict]:
-    """Rows for rungs 3, 4 and 5 on notebook 03's split ``split_seed`` (the whole test split)."""
+                    seed: int = 0, progress: bool = True, paillier_key: PaillierPrivateKey | None = None,
+                    lwe_dim: int = 32, mlp_weight_bits: int = 8) -> list[dict]:
+    """Rows for rungs 2-5 on notebook 03's split ``split_seed`` (the whole test split), each with its
+    per-image predictions (see the module docstring)."""
+    rows = linear_rows(features, labels, hashes, split_seed, paillier_key, lwe_dim=lwe_dim, seed=seed)
     models = train_rung_models(features, small_images, labels, hashes, n_classes, split_seed, mlp_hidden, mlp_epochs,
                                cnn_epochs, seed, mlp_weight_bits=mlp_weight_bits)
-    rows = [batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden}, {mlp_weight_bits}-bit "
-                           "first layer)", COLUMNS_MLP_8192, models.mlp, models.test_features, models.y_test,
-                        rung3.plain_mlp_scores(models.mlp, models.test_features))]
-    rows[0]["float_model_accuracy"] = models.mlp_float_accuracy
+    rows.append(batched_row(3, f"MLP head on encrypted features, batched (hidden {mlp_hidden}, {mlp_weight_bits}-bit "
+                               "first layer)", COLUMNS_MLP_8192, models.mlp, models.test_features, models.y_test,
+                            rung3.plain_mlp_scores(models.mlp, models.test_features)))
+    rows[-1]["float_model_accuracy"] = models.mlp_float_accuracy
     row = batched_row(4, f"CNN on encrypted {small_images.shape[1]}-px pixels, batched", COLUMNS_CNN_8192,
                       models.cnn, models.test_images, models.y_test,
                       rung4.plain_cnn_scores(models.cnn, models.test_images))
@@ -122,5 +186,8 @@ def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, sma
                  "bytes_down": trained.inference_bytes_down_per_image, "security": "128-bit classical (CKKS, N=4096)",
                  "server_learns": "sizes only (examples, features, classes, steps)",
                  "mismatches_vs_twin": trained.mismatches_vs_twin, "twin_accuracy": trained.clear_trained_accuracy,
-                 "training_server_s": trained.server_training_cpu_s, "training_steps": trained.training_steps})
+                 "training_server_s": trained.server_training_cpu_s, "training_steps": trained.training_steps,
+                 "predictions": trained.predictions, "y_true": models.y_test})
+    for row in rows:
+        row["split_seed"] = split_seed
     return rows

@@ -9,12 +9,11 @@ fine-tuned MobileNetV2 of notebook 03 on the same test images (McNemar's exact t
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
 from ppdl_utils.crypto.ckks_packed import PACKED_4096, KeyHolder, PackedParams, PackedServer, sampled_bytes
 from ppdl_utils.data.splits import stratified_split
@@ -27,7 +26,7 @@ from ppdl_utils.learning.private_head import (
     fit_logistic_head,
     predictions_from_scores,
 )
-from ppdl_utils.records import wilson_interval
+from ppdl_utils.records import mcnemar_exact, wilson_interval
 
 __all__ = ["SplitResult", "mcnemar_exact", "plain_predictions", "run_split", "cost_against_n"]
 
@@ -66,15 +65,7 @@ class SplitResult:
     inference_bytes_down_per_image: float
     ckks: str
     extractor: str
-
-
-def mcnemar_exact(a_correct: np.ndarray, b_correct: np.ndarray) -> tuple[float, int, int]:
-    """Exact McNemar test on paired correctness: (two-sided p, a-only correct, b-only correct)."""
-    a_only = int((a_correct & ~b_correct).sum())
-    b_only = int((b_correct & ~a_correct).sum())
-    if a_only + b_only == 0:
-        return 1.0, 0, 0
-    return float(binomtest(a_only, a_only + b_only, 0.5).pvalue), a_only, b_only
+    predictions: np.ndarray | None = field(default=None, repr=False, compare=False)  # per test image, not a CSV column
 
 
 def plain_predictions(results_dir: "str | Path", run: str, test_labels: np.ndarray) -> np.ndarray:
@@ -144,11 +135,11 @@ def run_split(dataset_name: str, features: np.ndarray, labels: np.ndarray, hashe
         inference_client_ms_per_image=1000 * (costs["client_encrypt_s"] + costs["client_decrypt_s"]) / n_test,
         inference_bytes_up_per_image=costs["bytes_up"] / n_test,
         inference_bytes_down_per_image=costs["bytes_down"] / n_test,
-        ckks=params.describe(), extractor=extractor)
+        ckks=params.describe(), extractor=extractor, predictions=private_pred)
 
 
 def as_frame(results: list[SplitResult]) -> pd.DataFrame:
-    return pd.DataFrame([asdict(r) for r in results])
+    return pd.DataFrame([{k: v for k, v in asdict(r).items() if k != "predictions"} for r in results])
 
 
 def cost_against_n(features: np.ndarray, labels: np.ndarray, n_classes: int, extractor: str,
