@@ -75,10 +75,10 @@ def test_rows_in_rung_order_with_costs_and_what_the_server_learns(table):
 
 def test_point_labels_say_the_security_in_short(table):
     labels = [ladder.point_label(row) for _, row in table.iterrows()]
-    assert labels[0] == "0 plain (notebook 03) · no protection"
-    assert labels[1] == "1 table (notebook 03) · NOT secure"
-    assert labels[3] == "2 linear head, Paillier · 112-bit"
-    assert labels[4].endswith("~128-bit") and labels[5] == "3 MLP head on encrypted features · 128-bit"
+    assert labels[0] == "0 plain · no protection"
+    assert labels[1] == "1 table · NOT secure"
+    assert labels[3] == "2 Paillier · 112-bit"
+    assert labels[4].endswith("~128-bit") and labels[5] == "3 MLP head · 128-bit"
 
 
 def test_ladder_figure_has_a_point_per_row_untimed_rows_at_the_left(table):

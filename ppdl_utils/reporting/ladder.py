@@ -99,8 +99,15 @@ def ladder_table(rows: Iterable[dict]) -> pd.DataFrame:
 
 
 def point_label(row: pd.Series) -> str:
-    """``"3 MLP head on encrypted features · 128-bit"``: the rung, what it is, and its security in short."""
+    """``"3 MLP head · 128-bit"``: the rung, a short name, and its security in short (the table has the rest)."""
     name = re.sub(r"^rung \d+: ", "", str(row["name"]))
+    for key, short_name in (("Paillier", "Paillier"), ("LWE", "LWE"), ("MLP", "MLP head"), ("CNN", "CNN on pixels"),
+                            ("trained", "trained + run encrypted"), ("plain", "plain")):
+        if key in name:
+            name = short_name
+            break
+    else:
+        name = name.split(" (")[0].split(",")[0]
     security = str(row["security"])
     bits = re.search(r"~?\d+-bit", security)
     short = "NOT secure" if security.startswith("none") and "NOT" in security else \
@@ -134,18 +141,18 @@ def plot_ladder(table: pd.DataFrame, title: str = "") -> plt.Figure:
                     color=f"C{int(row['rung'])}", ms=6, capsize=2, lw=0.8,
                     label=label if kind not in seen else None)
         seen.add(kind)
-        near = sum(abs(math.log10(x) - px) < 2.2 and abs(row["accuracy"] - py) < 0.05 * y_span for px, py in placed)
+        near = sum(abs(math.log10(x) - px) < 1.0 and abs(row["accuracy"] - py) < 0.05 * y_span for px, py in placed)
         placed.append((math.log10(x), row["accuracy"]))
-        # a label runs about two decades to the right: a point there at the same height pushes it to the left
+        # a label runs about a decade to the right: a point there at the same height pushes it to the left
         crowded = np.isfinite(row["end_to_end_ms"]) and any(
-            0 < math.log10(ox) - math.log10(x) < 2.5 and abs(oy - row["accuracy"]) < 0.05 * y_span
+            0 < math.log10(ox) - math.log10(x) < 1.2 and abs(oy - row["accuracy"]) < 0.05 * y_span
             for ox, oy in zip(table["end_to_end_ms"].fillna(left), table["accuracy"]))
         ax.annotate(point_label(row), (x, row["accuracy"]), fontsize=6, xytext=(-6 if crowded else 6, 2 - 8 * near),
                     textcoords="offset points", ha="right" if crowded else "left")
     ax.axvspan(left / 2, left * 2, color="0.92", zorder=0)
     ax.text(left, ax.get_ylim()[0], "no HE", ha="center", va="bottom", fontsize=7, color="0.3")
     ax.set_xscale("log")
-    ax.set_xlim(left / 2, 10 ** (2.5 + math.log10(max(timed.max(), left) if len(timed) else left)))  # room for labels
+    ax.set_xlim(left / 2, 10 ** (1.3 + math.log10(max(timed.max(), left) if len(timed) else left)))  # room for labels
     ax.set_xlabel("client encrypt + server + client decrypt, ms per image (log; batched rungs amortized over the "
                   "batch)")
     ax.set_ylabel("test accuracy (95% CI)")
