@@ -4,11 +4,11 @@ image of notebook 03's split classified in its own encrypted round trip and comp
     python bench/bench_single_image.py --data ../shared/data/covid19_radiography_2class
     python bench/bench_single_image.py --quick          # synthetic default, one epoch (seconds)
 
-The square CNN is trained as :func:`ppdl_utils.studies.ladder.train_rung_models` trains it (same images,
-split, epochs and seed; the rung-3 MLP is not needed here).  Writes ``results/single_image_<run>.csv``: one
-row with the twin comparison over the whole test split (mismatches, smallest twin margin, largest score
-error) and the round trip's CPU time per image (``time.process_time``: SEAL runs one thread; set
-``OMP_NUM_THREADS=1``), split into client encryption, server and client decryption, with the bytes.
+The square CNN is the ladder's (:func:`ppdl_utils.studies.ladder.train_square_cnn`: same images, split, epochs
+and seed).  Writes ``results/single_image_<run>.csv``: one row with the twin comparison over the whole test
+split (mismatches, smallest twin margin, largest score error) and the round trip's CPU time per image
+(``time.process_time``: SEAL runs one thread; set ``OMP_NUM_THREADS=1``), split into client encryption,
+server and client decryption, with the bytes.
 """
 from __future__ import annotations
 
@@ -32,18 +32,9 @@ from ppdl_utils.data.sources import load_chest_images  # noqa: E402
 from ppdl_utils.data.splits import stratified_split  # noqa: E402
 from ppdl_utils.learning import encrypted_cnn as rung4  # noqa: E402
 from ppdl_utils.learning.latency_cnn import latency_layout, latency_parties, single_image_scores  # noqa: E402
+from ppdl_utils.studies.ladder import train_square_cnn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def train_square_cnn(small_images: np.ndarray, labels: np.ndarray, hashes: list[str], n_classes: int,
-                     epochs: int, split_seed: int = 0, seed: int = 0):
-    """The rung-4 model of ``train_rung_models``: notebook 03's split, square CNN, calibrated last layer."""
-    split = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)
-    train, test = split["train"], split["test"]
-    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
-    net = rung4.train_keras_cnn(small_images[train], labels[train], spec, "square", epochs=epochs, seed=seed)
-    return rung4.cnn_from_keras(net, spec, calibration=small_images[train]), small_images[test], labels[test]
 
 
 def main() -> None:
@@ -57,8 +48,10 @@ def main() -> None:
 
     big = load_chest_images(args.data, 224 if args.data else 64, n_per_class=24 if args.quick else None, seed=0)
     small_images = _resize_stack(big.images, 28)  # rung 4's input, as the ladder makes it (bilinear)
-    cnn, test_images, y_test = train_square_cnn(small_images, big.labels, big.hashes, len(big.class_names),
-                                                1 if args.quick else args.cnn_epochs)
+    cnn = train_square_cnn(small_images, big.labels, big.hashes, len(big.class_names),
+                           1 if args.quick else args.cnn_epochs)
+    test = stratified_split(big.labels, big.hashes, fractions=(0.8, 0.1, 0.1), seed=0)["test"]
+    test_images, y_test = small_images[test], big.labels[test]
     params = SLOTS_CNN_8192
     layout = latency_layout(cnn.spec, params)
     key_holder, server = latency_parties(cnn.spec, params)

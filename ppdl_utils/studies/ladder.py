@@ -36,7 +36,7 @@ from ppdl_utils.learning.private_head import predictions_from_scores
 from ppdl_utils.learning.private_inference import LWE_INFERENCE
 from ppdl_utils.studies.private_pipeline import run_split
 
-__all__ = ["batched_row", "linear_rows", "RungModels", "train_rung_models", "encrypted_rungs"]
+__all__ = ["batched_row", "linear_rows", "RungModels", "train_square_cnn", "train_rung_models", "encrypted_rungs"]
 
 SECURITY_CKKS = "128-bit classical (CKKS, HE standard)"
 
@@ -129,6 +129,16 @@ class RungModels:
     mlp_float_accuracy: float         # the MLP before quantization, in the clear
 
 
+def train_square_cnn(small_images: np.ndarray, labels: np.ndarray, hashes: list[str], n_classes: int,
+                     epochs: int = 15, split_seed: int = 0, seed: int = 0) -> rung4.SquareCNN:
+    """Rung 4's model: the x² CNN trained in the clear on notebook 03's split ``split_seed``, its last layer
+    calibrated on the training images."""
+    train = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)["train"]
+    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
+    net = rung4.train_keras_cnn(small_images[train], labels[train], spec, "square", epochs=epochs, seed=seed)
+    return rung4.cnn_from_keras(net, spec, calibration=small_images[train])
+
+
 def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np.ndarray, hashes: list[str],
                       n_classes: int, split_seed: int = 0, mlp_hidden: int = 8, mlp_epochs: int = 30,
                       cnn_epochs: int = 15, seed: int = 0, relu_twin: bool = True,
@@ -142,18 +152,17 @@ def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np
     test_scaled = feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high))
     mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
                                     n_classes=n_classes, epochs=mlp_epochs, seed=seed)
-    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
-    square_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "square", epochs=cnn_epochs, seed=seed)
+    cnn = train_square_cnn(small_images, labels, hashes, n_classes, cnn_epochs, split_seed, seed)
     relu_accuracy = None
     if relu_twin:
-        relu_net = rung4.train_keras_cnn(small_images[train], y_train, spec, "relu", epochs=cnn_epochs, seed=seed)
+        relu_net = rung4.train_keras_cnn(small_images[train], y_train, cnn.spec, "relu", epochs=cnn_epochs,
+                                         seed=seed)
         relu_accuracy = float((relu_net.predict(small_images[test][..., None] / 255.0, verbose=0).argmax(1)
                                == y_test).mean())
     float_mlp = rung3.mlp_from_keras(mlp_net, feature_range)
     float_accuracy = float((rung3.plain_mlp_scores(float_mlp, test_scaled).argmax(1) == y_test).mean())
-    return RungModels(rung3.quantize_first_layer(float_mlp, mlp_weight_bits),
-                      rung4.cnn_from_keras(square_net, spec, calibration=small_images[train]),
-                      test_scaled, small_images[test], y_test, relu_accuracy, float_accuracy)
+    return RungModels(rung3.quantize_first_layer(float_mlp, mlp_weight_bits), cnn, test_scaled, small_images[test],
+                      y_test, relu_accuracy, float_accuracy)
 
 
 def encrypted_rungs(dataset_name: str, features: np.ndarray, extractor: str, small_images: np.ndarray,
