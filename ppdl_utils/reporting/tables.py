@@ -313,6 +313,53 @@ LADDER_COLUMNS = ("name", "accuracy", "accuracy_ci95", "mcnemar_p_vs_plain", "n_
                   "end_to_end_ms", "bytes_up", "security", "server_learns")
 _table("ladder")(lambda results: _all_matching(results, "08_*_privacy_ladder.csv", "make 08_privacy_ladder DATA=...",
                                                LADDER_COLUMNS))
+
+LADDER_DATASETS = (("covid19_radiography_2class", "COVID vs Normal"),
+                   ("covid19_radiography_3class", "COVID / Normal / Viral Pneumonia"),
+                   ("pneumoniamnist", "PneumoniaMNIST"))
+LADDER_COST = "server CPU ms/image (COVID vs Normal, the test split as one batch)"
+LADDER_RUNGS = ((0, "plain", "plain CNN (no protection)"),
+                (1, "", "deterministic \"encryption\", best regime (NOT secure: the server reads the image)"),
+                (2, "Paillier", "linear head on Paillier-encrypted features (112-bit)"),
+                (2, "LWE", "linear head on LWE-encrypted features, PCA-32 (~128-bit)"),
+                (3, "MLP", "MLP head on CKKS-encrypted features (128-bit)"),
+                (4, "CNN", "CNN on CKKS-encrypted 28-px pixels (128-bit)"),
+                (5, "trained", "head trained and run on CKKS ciphertexts (128-bit)"))
+
+
+@_table("ladder_headline")
+def ladder_headline(results: Path) -> str:
+    """One row per rung, one column per dataset: accuracy over the whole test split, McNemar p vs plain."""
+    frames = {run: _read(results, f"08_{run}_privacy_ladder.csv",
+                         f"make 08_privacy_ladder DATA=../shared/data/{run}") for run, _ in LADDER_DATASETS}
+    rows = []
+    for rung, key, label in LADDER_RUNGS:
+        row = {"rung": f"{rung} {label}"}
+        for run, name in LADDER_DATASETS:
+            frame = frames[run]
+            part = frame[(frame["rung"] == rung) & frame["name"].str.contains(key, regex=False)]
+            if part.empty:
+                row[name] = ""
+                continue
+            best = part.loc[part["accuracy"].idxmax()]
+            p = best.get("mcnemar_p_vs_plain", float("nan"))
+            row[name] = _pct(best["accuracy"]) + ("" if rung == 0 or pd.isna(p) else f" (p {p:.2g})")
+            if rung >= 2 and name == LADDER_DATASETS[0][1]:
+                row[LADDER_COST] = f"{best['server_ms']:.2g}"
+        rows.append(row)
+    frame = pd.DataFrame(rows)
+    n = ", ".join(f"{int(frames[run]['n_test'].max())}" for run, _ in LADDER_DATASETS)
+    run = LADDER_DATASETS[0][0]
+    batched = _read(results, f"batched_{run}.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
+    full = batched[batched["batch_size"] == batched["batch_size"].max()].set_index("rung")["amortized_ms_per_image"]
+    single = _read(results, f"single_image_{run}.csv",
+                   f"python bench/bench_single_image.py --data ../shared/data/{run}")["latency_ms_median"].iloc[0]
+    return (markdown(frame.fillna("")) +
+            f"\n\nTest images: {n}. p: McNemar's exact test against plain on the same images. With full batches "
+            f"of {int(batched['batch_size'].max()):,} images per ciphertext, the server's CPU per image falls to "
+            f"{full.loc[3]:.2f} ms (rung 3) and {full.loc[4]:.2f} ms (rung 4); one image alone goes through rung 4 "
+            f"in {single:.0f} ms (median, end to end).")
+
 # --- notebook 10: the private pipeline; bench/bench_batched_ckks.py ----------------------------------------
 
 PIPELINE_DATASETS = (("covid19_radiography_2class", "COVID vs Normal"),
@@ -419,6 +466,27 @@ def batched_ckks(results: Path) -> str:
                            frame[["rung", "model"]].drop_duplicates().itertuples(index=False))
         parts.append(f"**{name}** ({models})\n\n{markdown(rows)}")
     return "\n\n".join(parts)
+
+
+@_table("single_image")
+def single_image(results: Path) -> str:
+    """bench/bench_single_image.py: rung 4 one image at a time, every test image, latency split by party."""
+    rows = []
+    for run, name in PIPELINE_DATASETS:
+        frame = _read(results, f"single_image_{run}.csv",
+                      f"python bench/bench_single_image.py --data ../shared/data/{run}")
+        for r in frame.itertuples(index=False):
+            rows.append({"data": name, "test images": r.n_test,
+                         "latency ms, median (max)": f"{r.latency_ms_median:.0f} ({r.latency_ms_max:.0f})",
+                         "client encrypt / server / client decrypt ms":
+                             f"{r.client_encrypt_ms:.1f} / {r.server_ms:.1f} / {r.client_decrypt_ms:.1f}",
+                         "KiB up / down": f"{r.bytes_up_per_image / 1024:.0f} / {r.bytes_down_per_image / 1024:.0f}",
+                         "evaluation keys (once)": f"{r.evaluation_key_bytes / 2**20:.1f} MiB",
+                         "accuracy (twin)": f"{_pct(r.accuracy)} ({_pct(r.twin_accuracy)})",
+                         "≠ twin": f"{r.mismatches_vs_twin} of {r.n_test}",
+                         "smallest twin margin / largest score error": f"{r.min_twin_margin:.1e} / "
+                                                                        f"{r.max_score_error:.1e}"})
+    return markdown(pd.DataFrame(rows))
 
 
 # --- benchmarks ---------------------------------------------------------------------------------------
