@@ -35,28 +35,17 @@ import numpy as np
 import tenseal.sealapi as seal
 
 from ppdl_utils.crypto.ckks import CKKSParameterError, MissingGaloisKeysError
-from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes, _seal_load, check_chain, seal_context
+from ppdl_utils.crypto.ckks_columns import ColumnParams
+from ppdl_utils.crypto.ckks_packed import PackingError, _seal_bytes, _seal_load, seal_context
 from ppdl_utils.errors import NoiseBudgetError, WrongKeyError
 
 __all__ = ["SlotParams", "SLOTS_CNN_8192", "SlotMessage", "SlotKeyHolder", "SlotServer", "power_of_two_steps"]
 
 
 @dataclass(frozen=True)
-class SlotParams:
-    """Ring, chain and scale; ``levels`` = middle primes = rescales a program may use."""
-
-    poly_modulus_degree: int
-    coeff_mod_bit_sizes: tuple[int, ...]
-    scale_bits: int
-    name: str
-
-    @property
-    def n_slots(self) -> int:
-        return self.poly_modulus_degree // 2
-
-    @property
-    def levels(self) -> int:
-        return len(self.coeff_mod_bit_sizes) - 2
+class SlotParams(ColumnParams):
+    """Ring, chain and scale as :class:`ColumnParams`, with middle primes of the scale's size: a program
+    here rescales after rotations and products alike, and the scale must not drift."""
 
     @property
     def total_bits(self) -> int:
@@ -69,14 +58,12 @@ class SlotParams:
 
     def validate(self) -> int:
         """Check the set and return its classical security (128); a CKKSParameterError names what is wrong."""
+        security = super().validate()
         chain = list(self.coeff_mod_bit_sizes)
-        check_chain(self.poly_modulus_degree, chain, "at least three primes")
-        if not 20 <= self.scale_bits < chain[0]:
-            raise CKKSParameterError(f"scale_bits={self.scale_bits} must be 20 or more and below the first prime")
         if any(abs(bits - self.scale_bits) > 1 for bits in chain[1:-1]):
             raise CKKSParameterError(f"coeff_mod_bit_sizes={chain}: the middle primes must have the scale's "
                                      f"{self.scale_bits} bits (the scale would drift at every rescale)")
-        return 128
+        return security
 
     def describe(self) -> str:
         return (f"{self.name}: N={self.poly_modulus_degree} ({self.n_slots} slots), chain="

@@ -47,12 +47,13 @@ import numpy as np
 from ppdl_utils.crypto.ckks_packed import PackingError
 from ppdl_utils.crypto.ckks_slots import SLOTS_CNN_8192, SlotKeyHolder, SlotMessage, SlotParams, SlotServer
 from ppdl_utils.errors import WrongKeyError
+from ppdl_utils.learning.batched_rungs import BatchCost
 from ppdl_utils.learning.encrypted_cnn import CNNSpec, SquareCNN, check_images, plain_cnn_scores
 from ppdl_utils.learning.encrypted_common import InputShapeError, OutputRangeError
 
 __all__ = ["SlotLayoutError", "SlotLayout", "latency_layout", "latency_parties", "pixel_vectors",
            "client_encrypt_image", "PreparedCNN", "prepare_cnn", "server_latency_cnn", "decrypt_scores",
-           "ImageCost", "single_image_scores"]
+           "single_image_scores"]
 
 
 class SlotLayoutError(PackingError):
@@ -302,23 +303,8 @@ def decrypt_scores(key_holder: SlotKeyHolder, result: SlotMessage, n_classes: in
     return key_holder.decrypt(result, n_classes)[0]
 
 
-@dataclass
-class ImageCost:
-    """CPU seconds (one core) and bytes of one image's round trip."""
-
-    client_encrypt_s: float
-    server_s: float
-    client_decrypt_s: float
-    bytes_up: int
-    bytes_down: int
-
-    @property
-    def latency_ms(self) -> float:
-        return 1000 * (self.client_encrypt_s + self.server_s + self.client_decrypt_s)
-
-
 def single_image_scores(key_holder: SlotKeyHolder, server: SlotServer, cnn: SquareCNN, images: np.ndarray
-                        ) -> tuple[np.ndarray, list[ImageCost]]:
+                        ) -> tuple[np.ndarray, list[BatchCost]]:
     """Encrypted scores of every image, one image per round trip, with each round trip's cost.
 
     Checked before any encryption: image size and values, the model against the layout and the server's
@@ -349,5 +335,5 @@ def single_image_scores(key_holder: SlotKeyHolder, server: SlotServer, cnn: Squa
         t2 = time.process_time()
         scores.append(decrypt_scores(key_holder, result, cnn.spec.n_classes))
         t3 = time.process_time()
-        costs.append(ImageCost(t1 - t0, t2 - t1, t3 - t2, upload.nbytes, result.nbytes))
+        costs.append(BatchCost(1, t1 - t0, t2 - t1, t3 - t2, upload.nbytes, result.nbytes))
     return np.stack(scores), costs
