@@ -110,12 +110,12 @@ def _sanitise(text: str) -> str:
 
 def current_command() -> str:
     """What is running: ``$PPDL_COMMAND`` (the Makefile sets it to the papermill call), else, in a Jupyter
-    kernel, a note that it ran interactively (the kernel's argv names only its connection file), else
+    kernel, a note that it ran outside make (the kernel's argv names only its connection file), else
     ``python`` and ``sys.argv``."""
     command = os.environ.get("PPDL_COMMAND")
     if not command:
         if "ipykernel" in sys.modules:
-            command = "interactive (a Jupyter kernel; no command line)"
+            command = "a Jupyter kernel outside make (no command line recorded)"
         else:
             command = " ".join(["python", *sys.argv])
     return _sanitise(command)
@@ -175,13 +175,17 @@ def record_outputs(run: str, producer: str, files: "Iterable[str | Path] | None"
                    commit: str | None = None) -> Path:
     """Merge `producer`'s entry into ``root/<run>/MANIFEST.json``: its command (default
     :func:`current_command`), the git commit (:func:`git_commit`), the UTC date and `files` (default
-    :func:`written`: what this process wrote for `run`).  A file belongs to the producer that wrote it
-    last, so it leaves any other entry (an entry left without files is dropped).  Safe when several
-    processes record into one run at once."""
+    :func:`written`: what this process wrote for `run`).  The producer keeps the files of its earlier
+    entry that still exist (a resumed notebook 03 keeps the models it did not retrain); the command,
+    commit and date are this call's.  A file belongs to the producer that wrote it last, so it leaves any
+    other entry (an entry left without files is dropped).  No files: the manifest is left as it is.  Safe
+    when several processes record into one run at once."""
     files = written(run) if files is None else [Path(f) for f in files]
     folder = run_dir(root, run)
-    folder.mkdir(parents=True, exist_ok=True)
     shown = sorted({_display(Path(f), Path(root)) for f in files})
+    if not shown:
+        return folder / MANIFEST
+    folder.mkdir(parents=True, exist_ok=True)
     entry = {"command": command if command is not None else current_command(),
              "commit": commit or git_commit(),
              "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -196,6 +200,9 @@ def record_outputs(run: str, producer: str, files: "Iterable[str | Path] | None"
                 kept = [f for f in other.get("files", []) if f not in shown]
                 if kept:
                     producers[name] = {**other, "files": kept}
+        base = Path(root).resolve().parent
+        earlier = body["producers"].get(producer, {}).get("files", [])
+        entry["files"] = sorted(set(shown) | {f for f in earlier if (base / f).is_file()})
         producers[producer] = entry
         text = json.dumps({"run": run, "producers": dict(sorted(producers.items()))}, indent=1) + "\n"
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{MANIFEST}.", suffix=".tmp")
@@ -208,6 +215,15 @@ def record_outputs(run: str, producer: str, files: "Iterable[str | Path] | None"
             raise
     _requested.pop(run, None)
     return folder / MANIFEST
+
+
+def record_beside(producer: str, *files: "str | Path") -> list[Path]:
+    """:func:`record_outputs` for files written where a command-line option put them (``--out``): each
+    folder's files go to that folder's manifest, the folder being the run (``results/bench/``)."""
+    folders: dict[Path, list[Path]] = {}
+    for file in map(Path, files):
+        folders.setdefault(file.resolve().parent, []).append(file)
+    return [record_outputs(folder.name, producer, group, root=folder.parent) for folder, group in folders.items()]
 
 
 # --- the flat layout and its migration ---------------------------------------------------------------

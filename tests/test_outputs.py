@@ -59,6 +59,9 @@ def test_the_manifest_lists_what_was_written_not_what_was_read(tmp_path):
     assert entry["files"] == ["figures/r/08_ladder.png", "results/r/08_ladder.csv"]
     assert entry["command"] == "make 08_privacy_ladder" and entry["date"].endswith("Z") and entry["commit"]
     assert written("r") == []  # recorded: the next record_outputs starts afresh
+    before = manifest.read_text()
+    record_outputs("r", "notebooks/08_privacy_ladder.ipynb", root=results)  # wrote nothing since: kept as it was
+    assert manifest.read_text() == before
 
 
 def test_the_manifest_merges_producers_and_a_file_moves_to_its_last_writer(tmp_path):
@@ -72,6 +75,20 @@ def test_the_manifest_merges_producers_and_a_file_moves_to_its_last_writer(tmp_p
     assert list(producers) == sorted(producers)
     record_outputs("r", "notebooks/05.ipynb", [tmp_path / "r" / "04_c.csv"], tmp_path, command="y")
     assert "notebooks/04_results.ipynb" not in read_manifest(tmp_path, "r")["producers"]  # left without files
+
+
+def test_a_producer_keeps_its_earlier_files_that_still_exist(tmp_path):
+    """A resumed notebook 03 rewrites only the models it retrains: the kept ones stay in its entry."""
+    for name in ("03_plain.json", "03_table.json", "03_gone.json"):
+        (tmp_path / "r").mkdir(exist_ok=True)
+        (tmp_path / "r" / name).write_text("{}")
+    record_outputs("r", "nb03", [tmp_path / "r" / n for n in ("03_plain.json", "03_table.json", "03_gone.json")],
+                   tmp_path, command="first")
+    (tmp_path / "r" / "03_gone.json").unlink()
+    record_outputs("r", "nb03", [tmp_path / "r" / "03_table.json"], tmp_path, command="resumed")
+    entry = read_manifest(tmp_path, "r")["producers"]["nb03"]
+    assert entry["files"] == [f"{tmp_path.name}/r/03_plain.json", f"{tmp_path.name}/r/03_table.json"]
+    assert entry["command"] == "resumed"
 
 
 def test_the_command_names_no_home_or_checkout_path(monkeypatch):
@@ -92,7 +109,7 @@ def test_an_unreadable_manifest_is_named(tmp_path):
     (tmp_path / "r").mkdir()
     (tmp_path / "r" / MANIFEST).write_text("{")
     with pytest.raises(OutputsError, match=MANIFEST):
-        record_outputs("r", "p", [], tmp_path, command="x")
+        record_outputs("r", "p", [tmp_path / "r" / "a.csv"], tmp_path, command="x")
 
 
 def _record_many(root: str, producer: str, n: int) -> None:

@@ -56,7 +56,7 @@ _SECURITY_07 = {"Paillier": "112-bit classical (Paillier 2048, DCR), randomized"
 
 
 def private_inference_rows(csv: "str | Path") -> list[dict]:
-    """Rung 2 from notebook 07's ``07_<run>_private_inference.csv`` (one row per scheme)."""
+    """Rung 2 from notebook 07's ``<run>/07_private_inference.csv`` (one row per scheme)."""
     frame = pd.read_csv(csv)
     rows = []
     for _, row in frame.iterrows():
