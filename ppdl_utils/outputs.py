@@ -125,8 +125,9 @@ def git_commit(repo: "str | Path" = REPO_ROOT) -> str:
     """The short commit of `repo`, ``+dirty`` when a tracked file outside results/ and figures/ differs
     from it (the outputs being written would always make it dirty); ``unknown`` without git."""
     def git(*args: str) -> str:
-        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True,
-                              timeout=60).stdout.strip()
+        # --no-optional-locks: a status taken while another git command runs never fights it for the index
+        return subprocess.run(["git", "--no-optional-locks", "-C", str(repo), *args], capture_output=True,
+                              text=True, check=True, timeout=60).stdout.strip()
     try:
         commit = git("rev-parse", "--short", "HEAD")
         dirty = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":!results", ":!figures")
