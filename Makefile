@@ -1,8 +1,9 @@
 # ppdl — every notebook is executed headlessly with papermill; figures/ and results/ are regenerated.
 # `make help` lists the targets.  Executed copies are file targets named after the run
-# (build/notebooks/<notebook>_<run>.ipynb, run = synthetic | <data folder>, + _quick, + SUFFIX), so a
-# quick or real-data run never overwrites another's outputs, and `make -j2 all` is safe: a notebook
-# that reads another's results depends on that notebook's executed copy.
+# (build/notebooks/<notebook>_<run>.ipynb, run = synthetic | <data folder>, + _quick, + SUFFIX), and a
+# run's outputs go to results/<run>/ and figures/<run>/ (ppdl_utils.outputs), so a quick or real-data
+# run never overwrites another's outputs, and `make -j2 all` is safe: a notebook that reads another's
+# results depends on that notebook's executed copy.
 PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
@@ -34,7 +35,7 @@ CHECKED_PARAMS = $(if $(PARAMFILE),-f $(abspath $(PARAMFILE))) $(PARAMS)
 PAPERMILL_PARAMS = -p quick $(QUICK) $(if $(DATA),-p data_dir $(abspath $(DATA))) \
 	$(if $(WEIGHTS),-p weights $(abspath $(WEIGHTS))) $(if $(SUFFIX),-p run_suffix $(SUFFIX)) $(CHECKED_PARAMS)
 
-.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws private_pipeline docs \
+.PHONY: help all notebooks test lint lab bench clean venv reproduce budget key_draws table_draws private_pipeline docs migrate \
 	$(STEMS)
 .DEFAULT_GOAL := help
 
@@ -47,6 +48,9 @@ help:  ## this list
 # cores busy; the prerequisites below order what must be ordered, and -O keeps each log in one piece
 all:  ## every notebook on the embedded synthetic default (offline), JOBS=2 at a time; DATA=... for real images
 	$(MAKE) --jobs=$(JOBS) --output-sync=target notebooks
+
+migrate:  ## move flat results/ and figures/ files (<NN>_<run>_<stem>) into their run folders (idempotent)
+	$(PYTHON) -m ppdl_utils.outputs migrate --root .
 
 notebooks: $(STEMS)
 
@@ -70,6 +74,7 @@ $(call EXECUTED,10_private_pipeline): $(call EXECUTED,03_training) $(call EXECUT
 $(BUILD)/%_$(RUN).ipynb: notebooks/%.ipynb $(STAMP) $(PARAMFILE)
 	@mkdir -p $(BUILD) figures results
 	$(BIN)/python -m ppdl_utils.notebook_params $< $(CHECKED_PARAMS)
+	PPDL_COMMAND='$(subst ','\'',$(strip papermill $< $@ $(PAPERMILL_PARAMS)))' \
 	$(BIN)/papermill --cwd notebooks -k python3 --log-output --no-progress-bar --execution-timeout $(CELL_TIMEOUT) \
 		$< $(@:.ipynb=.part.ipynb) $(PAPERMILL_PARAMS)
 	mv $(@:.ipynb=.part.ipynb) $@
@@ -94,7 +99,7 @@ budget: $(STAMP)  ## epochs the table regime needs to come within 2 points of pl
 # EARLIER_DRAW_RUNS: whole run names of earlier runs of the same recipe, pooled in (notebook 04 checks the
 # recipe); by default make reproduce's run on the same DATA (split seed 0, its own key) when it exists, so
 # the default 3 keys x 1 new split (19 models, about 2 h here) gives every regime 4 keys over 2 split seeds
-EARLIER_DRAW_RUNS ?= $(if $(wildcard results/03_$(RUN)_summary.csv),$(RUN))
+EARLIER_DRAW_RUNS ?= $(if $(wildcard results/$(RUN)/03_summary.csv),$(RUN))
 KEY_DRAW_RUNS := $(foreach s,$(shell seq 1 $(SPLITS)),$(foreach k,$(shell seq 1 $(DRAWS)),_key$(k)_split$(s)))
 key_draws: $(STAMP)  ## every deterministic regime under DRAWS keys x SPLITS new splits, pooled with make reproduce's (DATA=...)
 	@test -n "$(DATA)" || { echo "make key_draws needs DATA=path/to/class-folders [DRAWS=3 SPLITS=1]"; exit 2; }
@@ -115,9 +120,9 @@ table_draws: key_draws  ## (old name) see key_draws
 # are trained here when neither this target nor make key_draws made them (about 5-8 min each on 2 cores).
 private_pipeline: $(STAMP)  ## a head trained and run on ciphertexts only, split seeds 0-2, beside the plain model (DATA=...)
 	@test -n "$(DATA)" || { echo "make private_pipeline needs DATA=path/to/class-folders"; exit 2; }
-	@test -f results/03_$(RUN)_plain_predictions.csv || { echo "make private_pipeline: run make reproduce DATA=$(DATA) first (the plain model of split seed 0)"; exit 2; }
+	@test -f results/$(RUN)/03_plain_predictions.csv || { echo "make private_pipeline: run make reproduce DATA=$(DATA) first (the plain model of split seed 0)"; exit 2; }
 	for s in 1 2; do \
-		[ -f results/03_$(RUN)_key1_split$${s}_plain_predictions.csv ] || [ -f results/03_$(RUN)_plain_split$${s}_plain_predictions.csv ] \
+		[ -f results/$(RUN)_key1_split$${s}/03_plain_predictions.csv ] || [ -f results/$(RUN)_plain_split$${s}/03_plain_predictions.csv ] \
 		|| $(MAKE) 03_training DATA=$(DATA) WEIGHTS=$(WEIGHTS) SUFFIX=_plain_split$$s PARAMFILE=params/plain.yaml \
 			PARAMS="-p split_seed $$s" || exit 1; \
 	done
@@ -148,5 +153,5 @@ docs: $(STAMP)  ## render the results tables into README.md and docs/, build the
 	$(BIN)/python -m ppdl_utils.reporting.site build --run $(DOCS_RUN)
 	@echo "open build/site/index.html (file://, no server needed)"
 
-clean:  ## remove build/ (executed notebooks); figures/ and results/ are kept
+clean:  ## remove build/ (executed notebooks); figures/<run>/ and results/<run>/ are kept
 	rm -rf build

@@ -5,10 +5,11 @@ server's amortized cost against the batch size.
     python bench/bench_batched_ckks.py --data ../shared/data/covid19_radiography_2class
     python bench/bench_batched_ckks.py --quick          # synthetic default, tiny batches (seconds)
 
-Writes ``results/batched_<run>.csv`` (one row per rung and batch size; ``mismatches_vs_twin`` and the
+Writes ``results/<run>/batched.csv`` (one row per rung and batch size; ``mismatches_vs_twin`` and the
 accuracies are over the whole test split, evaluated in batches of the largest size) and
-``figures/batched_<run>.png``.  CPU seconds from ``time.process_time`` (SEAL runs one thread).  Batches
-larger than the test split repeat its images: the cost of a batch does not depend on its values.
+``figures/<run>/batched.png``, and records them in ``results/<run>/MANIFEST.json``.  CPU seconds from
+``time.process_time`` (SEAL runs one thread).  Batches larger than the test split repeat its images: the cost
+of a batch does not depend on its values.
 """
 from __future__ import annotations
 
@@ -34,10 +35,12 @@ from ppdl_utils.data.sources import load_chest_images  # noqa: E402
 from ppdl_utils.learning import encrypted_cnn as rung4  # noqa: E402
 from ppdl_utils.learning import encrypted_mlp as rung3  # noqa: E402
 from ppdl_utils.learning.batched_rungs import batched_scores  # noqa: E402
+from ppdl_utils.outputs import record_outputs, results_path, run_dir  # noqa: E402
 from ppdl_utils.studies.ladder import batched_row, train_rung_models  # noqa: E402
 from ppdl_utils.studies.private_pipeline import client_features  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
+PRODUCER = "bench/bench_batched_ckks.py"
 
 
 def rung_rows(rung: int, name: str, params, model, test_inputs, y_test, twin_scores, batch_sizes) -> list[dict]:
@@ -100,11 +103,12 @@ def main() -> None:
     args = parser.parse_args()
     run = run_name(args.data, args.quick)
     if args.plot_only:
-        table = pd.read_csv(Path(args.results) / f"batched_{run}.csv")
+        table = pd.read_csv(run_dir(args.results, run) / "batched.csv")
         from ppdl_utils.reporting.figures import save_figure
 
-        save_figure(plot(table, f"{table.dataset.iloc[0]}: batched CKKS inference"), f"batched_{run}", args.figures,
-                    source="bench/bench_batched_ckks.py")
+        save_figure(plot(table, f"{table.dataset.iloc[0]}: batched CKKS inference"), "batched", args.figures,
+                    run=run, source="bench/bench_batched_ckks.py")
+        record_outputs(run, PRODUCER, root=args.results)
         return
 
     weights = resolve_weights(args.weights) if args.data else None
@@ -126,12 +130,12 @@ def main() -> None:
     table = pd.DataFrame(rows)
     table.insert(0, "dataset", big.name)
     table["float_model_accuracy"] = np.where(table.rung == 3, models.mlp_float_accuracy, np.nan)
-    Path(args.results).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(args.results) / f"batched_{run}.csv", index=False)
+    table.to_csv(results_path(run, "batched.csv", args.results), index=False)
     from ppdl_utils.reporting.figures import save_figure
 
-    save_figure(plot(table, f"{big.name}: batched CKKS inference"), f"batched_{run}", args.figures,
+    save_figure(plot(table, f"{big.name}: batched CKKS inference"), "batched", args.figures, run=run,
                 source="bench/bench_batched_ckks.py")
+    record_outputs(run, PRODUCER, root=args.results)
     print(table[["rung", "batch_size", "amortized_ms_per_image", "latency_ms", "mismatches_vs_twin", "accuracy",
                  "twin_accuracy"]].round(3).to_string(index=False))
 

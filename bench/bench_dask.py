@@ -18,7 +18,7 @@ encrypts the images into a temporary folder.  Measured:
 
 Then private inference (MobileNetV2-sized random features, 1280 x 2 classes) on a one-worker
 client cluster and a one-worker server cluster gives per-image core-seconds per stage.
-Writes results/bench_dask.csv and results/bench_dask_projection.csv and prints both tables with
+Writes results/bench/dask.csv and results/bench/dask_projection.csv and prints both tables with
 the load average (this machine is shared: compare the numbers with the load).
 """
 from __future__ import annotations
@@ -35,6 +35,7 @@ import numpy as np
 
 from ppdl_utils.config import data_path
 from ppdl_utils.crypto.paillier import generate_keypair
+from ppdl_utils.outputs import record_beside
 from ppdl_utils.scale.cluster import dask_client
 from ppdl_utils.scale.encrypt_dataset import default_chunk_size, encrypt_dataset
 from ppdl_utils.scale.projection import projection_table
@@ -152,7 +153,7 @@ def main() -> None:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--chunk-size", type=int, default=None, help="default: ~65,536 pixels per chunk")
     parser.add_argument("--inference-images", type=int, default=8)
-    parser.add_argument("--out", type=Path, default=Path("results/bench_dask.csv"))
+    parser.add_argument("--out", type=Path, default=Path("results/bench/dask.csv"))
     args = parser.parse_args()
 
     images, source = load_images(args)
@@ -178,6 +179,7 @@ def main() -> None:
         r["load"] = load
     write_csv(args.out, rows)
     write_csv(args.out.with_name(args.out.stem + "_projection.csv"), [p.row() for p in projections])
+    record_beside("bench/bench_dask.py", args.out, args.out.with_name(args.out.stem + "_projection.csv"))
     print_tables(rows, inference, projections, load)
 
 

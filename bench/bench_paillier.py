@@ -3,7 +3,7 @@
     venv/bin/python bench/bench_paillier.py [--bits 2048] [--seconds 3] [--image-size 64]
 
 One core for the per-operation rows (both sides run in this process, one after the other);
-the whole-image row uses every core.  Writes results/bench_paillier.json.
+the whole-image row uses every core.  Writes results/bench/paillier.json (and its MANIFEST.json).
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from ppdl_utils.crypto.cipher_array import CRTDecryptor
 from ppdl_utils.crypto.fast_encrypt import FastEncryptor
 from ppdl_utils.crypto.paillier import generate_keypair, security_label
 from ppdl_utils.images.encryption import ImageEncryptor
+from ppdl_utils.outputs import record_beside
 
 
 def rate(function, seconds: float) -> float:
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--bits", type=int, default=2048)
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
     parser.add_argument("--image-size", type=int, default=64)
-    parser.add_argument("--out", default="results/bench_paillier.json")
+    parser.add_argument("--out", default="results/bench/paillier.json")
     args = parser.parse_args()
 
     key = generate_keypair(args.bits, allow_insecure=True)
@@ -71,6 +72,7 @@ def main() -> None:
         "speedup_vs_phe": {k: v / baseline for k, v in rows.items()},
         "image_size": args.image_size, "cores": os.cpu_count(), "seconds_per_image_all_cores": per_image,
     }, indent=1))
+    record_beside("bench/bench_paillier.py", args.out)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ with notebook 03's plain model (McNemar) when its run records are in ``--results
     python bench/bench_privacy_ladder.py --data ../shared/data/covid19_radiography_2class
     python bench/bench_privacy_ladder.py --quick            # synthetic default, tiny sizes
 
-Writes ``results/bench_privacy_ladder_<run>.csv`` (one row per rung; server CPU milliseconds per image
+Writes ``results/bench/privacy_ladder_<run>.csv`` (one row per rung; server CPU milliseconds per image
 amortized over the batch, ``time.process_time``, SEAL on one thread).
 """
 from __future__ import annotations
@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from ppdl_utils.config import resolve_weights, run_name  # noqa: E402
 from ppdl_utils.data.loaders import _resize_stack  # noqa: E402
 from ppdl_utils.data.sources import load_chest_images  # noqa: E402
+from ppdl_utils.outputs import BENCH, record_outputs, results_path  # noqa: E402
 from ppdl_utils.records import RecordError, load_records  # noqa: E402
 from ppdl_utils.reporting.ladder import ladder_table, record_rows  # noqa: E402
 from ppdl_utils.studies.ladder import encrypted_rungs  # noqa: E402
@@ -50,8 +51,8 @@ def main() -> None:
     except RecordError as missing:
         print(missing, "-> no rungs 0-1, no paired test")
     table = ladder_table(rows)
-    Path(args.results).mkdir(parents=True, exist_ok=True)
-    table.to_csv(Path(args.results) / f"bench_privacy_ladder_{run}.csv", index=False)
+    table.to_csv(results_path(BENCH, f"privacy_ladder_{run}.csv", args.results), index=False)
+    record_outputs(BENCH, "bench/bench_privacy_ladder.py", root=args.results)
     print(table[["name", "accuracy", "accuracy_ci95", "mcnemar_p_vs_plain", "n_test", "server_ms",
                  "mismatches_vs_twin"]].to_string())
 

@@ -4,7 +4,7 @@
     venv/bin/python bench/bench_private_inference.py [--features 1280] [--classes 4] [--images 5]
 
 Features are random (the cost does not depend on their values); the heads are fitted on them.
-Writes results/bench_private_inference.json.
+Writes results/bench/private_inference.json (and its MANIFEST.json).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import numpy as np
 from ppdl_utils.crypto import lwe
 from ppdl_utils.crypto.paillier import generate_keypair
 from ppdl_utils.learning import private_inference as pi
+from ppdl_utils.outputs import record_beside
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--images", type=int, default=5)
     parser.add_argument("--bits", type=int, default=2048)
-    parser.add_argument("--out", default="results/bench_private_inference.json")
+    parser.add_argument("--out", default="results/bench/private_inference.json")
     args = parser.parse_args()
 
     rng = np.random.default_rng(0)
@@ -51,6 +52,7 @@ def main() -> None:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps([{k: (float(v) if isinstance(v, np.floating) else v)
                                            for k, v in r.items()} for r in rows], indent=1))
+    record_beside("bench/bench_private_inference.py", args.out)
 
 
 if __name__ == "__main__":

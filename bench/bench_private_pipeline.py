@@ -4,7 +4,7 @@ against the batch size, single-image latency, key sizes, the client's backbone t
     python bench/bench_private_pipeline.py --data ../shared/data/covid19_radiography_2class
     python bench/bench_private_pipeline.py --quick            # synthetic pixels, seconds
 
-Writes ``results/bench_private_pipeline_<run>_training.csv`` and ``..._inference.csv`` (server and client
+Writes ``results/bench/private_pipeline_<run>_training.csv`` and ``..._inference.csv`` (server and client
 CPU seconds from ``time.process_time``; SEAL and TenSEAL run one thread).  Accuracy is notebook 10's job.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ from ppdl_utils.crypto.ckks import peak_rss_mb  # noqa: E402
 from ppdl_utils.crypto.ckks_packed import PACKED_4096, KeyHolder, PackedServer  # noqa: E402
 from ppdl_utils.data.sources import load_chest_images  # noqa: E402
 from ppdl_utils.learning.private_head import ClearOracle, encrypted_predict, fit_logistic_head  # noqa: E402
+from ppdl_utils.outputs import BENCH, record_outputs, results_path  # noqa: E402
 from ppdl_utils.studies.private_pipeline import client_features, cost_against_n  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,9 +95,9 @@ def main() -> None:
     inference["n_features"] = features.shape[1]
     inference["backbone_ms_per_image"] = backbone_ms_per_image(dataset.images, weights) if weights else 0.0
     run = run_name(args.data, args.quick)
-    Path(args.results).mkdir(parents=True, exist_ok=True)
-    training.to_csv(Path(args.results) / f"bench_private_pipeline_{run}_training.csv", index=False)
-    inference.to_csv(Path(args.results) / f"bench_private_pipeline_{run}_inference.csv", index=False)
+    training.to_csv(results_path(BENCH, f"private_pipeline_{run}_training.csv", args.results), index=False)
+    inference.to_csv(results_path(BENCH, f"private_pipeline_{run}_inference.csv", args.results), index=False)
+    record_outputs(BENCH, "bench/bench_private_pipeline.py", root=args.results)
     print(training.round(3).to_string(index=False))
     print(inference.round(3).to_string(index=False))
 

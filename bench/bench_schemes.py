@@ -5,7 +5,7 @@
 Per (scheme, regime): key generation, the regime's one-off setup, encryption and decryption
 time per element and per 64x64 image (a synthetic knee radiograph, so deterministic regimes see
 a realistic number of distinct values), and ciphertext bytes per plaintext byte.  Prints a
-markdown table and writes results/bench_schemes.json (results/bench_schemes_quick.json with
+markdown table and writes results/bench/schemes.json (results/bench/schemes_quick.json with
 --quick, which measures 256 / 32 elements and scales them to the image; the JSON says which).
 The full run decrypts a whole image under each Paillier regime (~10 s each): about a minute.
 """
@@ -35,6 +35,7 @@ from ppdl_utils.crypto import lwe  # noqa: E402
 from ppdl_utils.crypto import rsa_textbook as rsa  # noqa: E402
 from ppdl_utils.crypto.paillier import generate_keypair  # noqa: E402
 from ppdl_utils.data.synthetic import make_knee_xray_like  # noqa: E402
+from ppdl_utils.outputs import BENCH, record_outputs, results_path  # noqa: E402
 
 IMAGE_SIZE = 64
 
@@ -117,9 +118,9 @@ def main(argv: list[str] | None = None) -> int:
                       "encrypts each distinct value once (table / unique values), which only they allow; "
                       "decryption of Paillier deterministic regimes and of LWE is per element, RSA decrypts "
                       "each distinct ciphertext once")}
-    out = ROOT / "results" / ("bench_schemes_quick.json" if args.quick else "bench_schemes.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
+    out = results_path(BENCH, "schemes_quick.json" if args.quick else "schemes.json", ROOT / "results")
     out.write_text(json.dumps({"meta": meta, "keygen_s": keygen_s, "rows": rows}, indent=1))
+    record_outputs(BENCH, "bench/bench_schemes.py", root=ROOT / "results")
     print(f"wrote {out.relative_to(ROOT)}")
     return 0
 

@@ -5,10 +5,10 @@ image of notebook 03's split classified in its own encrypted round trip and comp
     python bench/bench_single_image.py --quick          # synthetic default, one epoch (seconds)
 
 The square CNN is the ladder's (:func:`ppdl_utils.studies.ladder.train_square_cnn`: same images, split, epochs
-and seed).  Writes ``results/single_image_<run>.csv``: one row with the twin comparison over the whole test
-split (mismatches, smallest twin margin, largest score error) and the round trip's CPU time per image
-(``time.process_time``: SEAL runs one thread; set ``OMP_NUM_THREADS=1``), split into client encryption,
-server and client decryption, with the bytes.
+and seed).  Writes ``results/<run>/single_image.csv`` (recorded in the run's MANIFEST.json): one row with the
+twin comparison over the whole test split (mismatches, smallest twin margin, largest score error) and the
+round trip's CPU time per image (``time.process_time``: SEAL runs one thread; set ``OMP_NUM_THREADS=1``),
+split into client encryption, server and client decryption, with the bytes.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ from ppdl_utils.data.sources import load_chest_images  # noqa: E402
 from ppdl_utils.data.splits import stratified_split  # noqa: E402
 from ppdl_utils.learning import encrypted_cnn as rung4  # noqa: E402
 from ppdl_utils.learning.latency_cnn import latency_layout, latency_parties, single_image_scores  # noqa: E402
+from ppdl_utils.outputs import record_outputs, results_path  # noqa: E402
 from ppdl_utils.studies.ladder import train_square_cnn  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -87,9 +88,9 @@ def main() -> None:
            "peak_rss_mb": peak_rss_mb(), "loop_process_cpu_s": loop_process_s, "loop_thread_cpu_s": loop_thread_s,
            "timing": "CPU seconds of one thread (time.process_time, OMP_NUM_THREADS=1) on a shared 2-core machine; "
                      "client/server/decrypt columns are medians over the test images"}
-    Path(args.results).mkdir(parents=True, exist_ok=True)
-    out = Path(args.results) / f"single_image_{run}.csv"
+    out = results_path(run, "single_image.csv", args.results)
     pd.DataFrame([row]).to_csv(out, index=False)
+    record_outputs(run, "bench/bench_single_image.py", root=args.results)
     print(pd.Series(row).to_string())
     print(f"wrote {out}")
 

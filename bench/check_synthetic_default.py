@@ -36,6 +36,7 @@ import pandas as pd  # noqa: E402
 from ppdl_utils.crypto.paillier import generate_keypair  # noqa: E402
 from ppdl_utils.data.splits import stratified_split  # noqa: E402
 from ppdl_utils.data.synthetic import make_chest_xray_like  # noqa: E402
+from ppdl_utils.outputs import record_beside  # noqa: E402
 from ppdl_utils.studies import regimes as study  # noqa: E402
 
 DETERMINISTIC = ("table", "fixed_r", "r_one")
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
           f"(load average now {os.getloadavg()[0]:.1f})")
     if args.csv:
         long.to_csv(args.csv, index=False)
+        record_beside("bench/check_synthetic_default.py", args.csv)
     return 0
 
 

@@ -1,7 +1,7 @@
 """Hostile inputs against the public API, each classified as a clear error, a raw traceback or a
 silent (or insecure) result.
 
-    venv/bin/python bench/probe_hardening.py [--json results/probe_hardening.json] [-v]
+    venv/bin/python bench/probe_hardening.py [--json results/bench/probe_hardening.json] [-v]
 
 Every probe is one bad or hostile input (1024-bit quick keys, small CKKS contexts, one Dask
 LocalCluster).  Outcomes:
@@ -305,10 +305,10 @@ def _record(**summary) -> Path:
                         "weighted_f1": 0.9, "n_test": 200, "classes": 2, "f1": {"a": 0.9, "b": 0.9}, **summary},
             "train": {"best_epoch": 3, "best_val_accuracy": 0.9, "n_train": 1600, "n_val": 200}}
     folder = W.path("records")
-    folder.mkdir()
-    (folder / "03_x_table.json").write_text(json.dumps(body))
+    (folder / "x").mkdir(parents=True)  # the run folder of run "x"
+    (folder / "x" / "03_table.json").write_text(json.dumps(body))
     for table in ("history", "predictions"):
-        (folder / f"03_x_table_{table}.csv").write_text("a\n1\n")
+        (folder / "x" / f"03_table_{table}.csv").write_text("a\n1\n")
     return folder
 
 
@@ -316,7 +316,7 @@ for _field, _value in (("test_accuracy", float("nan")), ("test_accuracy", "0.9")
                        ("n_test", -5), ("macro_f1", 2.0)):
     @probe("silent", f"a run record with {_field} = {_value!r} loads")
     def _(field=_field, value=_value):
-        records.RunRecord.load(_record(**{field: value}) / "03_x_table.json")
+        records.RunRecord.load(_record(**{field: value}) / "x" / "03_table.json")
 
 
 @probe("silent", "a resumed notebook 03 crashes on test_accuracy_ci95: null instead of retraining")
@@ -334,9 +334,9 @@ def _():
 @probe("silent", "a run record of a newer schema loads")
 def _():
     folder = _record()
-    body = json.loads((folder / "03_x_table.json").read_text())
-    (folder / "03_x_table.json").write_text(json.dumps({**body, "schema": records.SCHEMA_VERSION + 1}))
-    records.RunRecord.load(folder / "03_x_table.json")
+    body = json.loads((folder / "x" / "03_table.json").read_text())
+    (folder / "x" / "03_table.json").write_text(json.dumps({**body, "schema": records.SCHEMA_VERSION + 1}))
+    records.RunRecord.load(folder / "x" / "03_table.json")
 
 
 @probe("silent", "an npz label of 7,000,000 makes 7,000,001 classes")
@@ -588,7 +588,7 @@ def _():
 @probe("raw", "a run record whose history CSV is binary garbage")
 def _():
     folder = _record()
-    (folder / "03_x_table_history.csv").write_bytes(b"\x00\xff\xfe" * 10)
+    (folder / "x" / "03_table_history.csv").write_bytes(b"\x00\xff\xfe" * 10)
     return records.finished_record(folder, "x", "table", {"run": "x"}) is None
 
 

@@ -5,6 +5,7 @@ Foundation (top-level modules)
     ``errors``          PPDLError and its subclasses: every deliberate error names its culprit
     ``config``          data root ($PPDL_DATA), offline ImageNet weights, run names
     ``records``         RunRecord: one trained model, written by notebook 03, read by 04/06/08
+    ``outputs``         results/<run>/ and figures/<run>/, each run's MANIFEST.json, the flat-layout migration
     ``notebook_params`` checks papermill parameters against a notebook's parameters cell
     ``secret_scan``     finds private-key material (any form) in outputs
 

@@ -1,7 +1,7 @@
 """The run record: what one trained model of a training run is, written once and read everywhere.
 
-Notebook 03 writes one :class:`RunRecord` per trained model (``03_<run>_<label>.json`` plus its
-``_history.csv`` and ``_predictions.csv``); notebooks 04, 06 and 08 and the key-draw report read
+Notebook 03 writes one :class:`RunRecord` per trained model (``<run>/03_<label>.json`` under
+``results/``, plus its ``_history.csv`` and ``_predictions.csv``); notebooks 04, 06 and 08 and the key-draw report read
 them back with :func:`load_records`.  The JSON keys are the dataclass fields, so a record is
 never guessed back from "any nesting of dicts": a missing required field is an error naming the
 file and the field.  Records written before this class existed load unchanged (their keys are
@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from ppdl_utils.errors import PPDLError, as_path
+from ppdl_utils.outputs import results_path, run_dir
 
 PREFIX = "03"  # the notebook that trains the models
 #: 2: the ``schema`` field and validation on load; records without the field are schema 1.
@@ -168,10 +169,10 @@ class RunRecord:
         return self.regime == "randomized"
 
     def paths(self, results_dir: "str | Path") -> dict[str, Path]:
-        stem = f"{PREFIX}_{safe_name(self.run)}_{safe_name(self.label)}"
-        d = Path(results_dir)
-        return {"json": d / f"{stem}.json", "history": d / f"{stem}_history.csv",
-                "predictions": d / f"{stem}_predictions.csv"}
+        """The record's three files in its run folder, ``results_dir/<run>/03_<label>*``."""
+        stem = f"{PREFIX}_{safe_name(self.label)}"
+        return {key: results_path(safe_name(self.run), f"{stem}{end}", results_dir) for key, end in
+                (("json", ".json"), ("history", "_history.csv"), ("predictions", "_predictions.csv"))}
 
     # ------------------------------------------------------------------ save / load
     def to_json(self) -> dict[str, Any]:
@@ -219,7 +220,7 @@ class RunRecord:
 
     @classmethod
     def load(cls, path: "str | Path", with_tables: bool = True) -> "RunRecord":
-        """Read ``03_<run>_<label>.json`` (and, by default, its history and predictions CSVs)."""
+        """Read ``<run>/03_<label>.json`` (and, by default, its history and predictions CSVs)."""
         path = as_path(path, "run record path", RecordError)
         try:
             body = json.loads(path.read_text())
@@ -368,19 +369,19 @@ def _json_default(obj: Any) -> Any:
 
 
 def load_records(results_dir: "str | Path", run: str, with_tables: bool = True) -> dict[str, RunRecord]:
-    """Every model of `run` in `results_dir`, ``{label: record}`` in training order.
+    """Every model of `run` in ``results_dir/<run>/``, ``{label: record}`` in training order.
 
     Only exact run names match (``synthetic`` never picks up ``synthetic_quick``).  No record is an
     error that says which notebook writes them."""
     results_dir = as_path(results_dir, "results_dir", RecordError)
     out = {}
-    for path in sorted(results_dir.glob(f"{PREFIX}_{safe_name(run)}_*.json")):
+    for path in sorted(run_dir(results_dir, safe_name(run)).glob(f"{PREFIX}_*.json")):
         try:
             head = json.loads(path.read_text())
         except ValueError as exc:
             raise RecordError(f"run record {path} is not readable JSON: {exc}") from None
         if not isinstance(head, Mapping) or head.get("run") != run or "summary" not in head:
-            continue  # another run whose name starts like this one, or another file of the notebook
+            continue  # a record copied from another run, or another file of the notebook
         record = RunRecord.load(path, with_tables)
         out[record.label] = record
     if not out:
@@ -395,7 +396,8 @@ def finished_record(results_dir: "str | Path", run: str, label: str, provenance:
     (data, key fingerprint, split seed, epochs, ...) and these training `settings`; None when there is
     none, it is unreadable, or anything differs (then the model is trained again).  This is what makes
     a killed multi-model run resumable model by model."""
-    path = as_path(results_dir, "results_dir", RecordError) / f"{PREFIX}_{safe_name(run)}_{safe_name(label)}.json"
+    folder = run_dir(as_path(results_dir, "results_dir", RecordError), safe_name(run))
+    path = folder / f"{PREFIX}_{safe_name(label)}.json"
     if not path.is_file():
         return None
     try:

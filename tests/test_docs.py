@@ -40,7 +40,7 @@ def copy_of_the_pages(tmp_path):
 def test_a_changed_result_makes_its_table_stale_and_render_fixes_it(copy_of_the_pages):
     root = copy_of_the_pages
     assert site.stale_blocks(root) == []
-    summary = root / "results" / "04_covid19_radiography_2class_overview.csv"
+    summary = root / "results" / "covid19_radiography_2class" / "04_overview.csv"
     summary.write_text(summary.read_text().replace(",0.965,", ",0.955,", 1))
     stale = {(s.path.name, s.name) for s in site.stale_blocks(root)}
     assert ("two_class.md", "covid2_overview") in stale
@@ -58,15 +58,17 @@ def test_a_hand_edited_table_is_stale(copy_of_the_pages):
 
 def test_quick_runs_are_never_published(copy_of_the_pages):
     root = copy_of_the_pages
-    ladder = next((root / "results").glob("08_synthetic_privacy_ladder.csv"))
-    (root / "results" / "08_synthetic_quick_privacy_ladder.csv").write_text(ladder.read_text())
-    (root / "results" / "x_private_pipeline_quick.csv").write_text("a\n1\n")
+    ladder = root / "results" / "synthetic" / "08_privacy_ladder.csv"
+    (root / "results" / "synthetic_quick").mkdir(exist_ok=True)  # a local quick run may exist
+    (root / "results" / "synthetic_quick" / "08_privacy_ladder.csv").write_text(ladder.read_text())
+    (root / "results" / "x_quick").mkdir(exist_ok=True)
+    (root / "results" / "x_quick" / "10_private_pipeline.csv").write_text("a\n1\n")
     assert site.stale_blocks(root) == []
 
 
 def test_a_missing_results_file_is_said_not_shown(tmp_path):
     text = tables.render("covid2_overview", tmp_path)
-    assert text.startswith("*Not run yet") and "04_covid19_radiography_2class_overview.csv" in text
+    assert text.startswith("*Not run yet") and "results/covid19_radiography_2class/04_overview.csv" in text
     assert "make reproduce" in text
 
 

@@ -380,12 +380,13 @@ def test_a_record_with_an_impossible_value_is_refused_and_retrained(tmp_path_fac
     body = _record_body()
     (body[part] if part else body)[name] = value
     folder = tmp_path_factory.mktemp("records")
-    path = folder / "03_x_table.json"
+    (folder / "x").mkdir()  # the run folder of run "x"
+    path = folder / "x" / "03_table.json"
     path.write_text(json.dumps(body))
-    with pytest.raises(records.RecordError, match=f"03_x_table.json.*{name}|03_x_table.json.*schema"):
+    with pytest.raises(records.RecordError, match=f"03_table.json.*{name}|03_table.json.*schema"):
         records.RunRecord.load(path, with_tables=False)
     for table in ("history", "predictions"):
-        (folder / f"03_x_table_{table}.csv").write_text("a\n1\n")
+        (folder / "x" / f"03_table_{table}.csv").write_text("a\n1\n")
     assert records.finished_record(folder, "x", "table", {"run": "x"}) is None  # a resumed run retrains it
 
 

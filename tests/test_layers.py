@@ -2,7 +2,7 @@
 
 Layers, bottom to top (a sub-package's rank is its layer):
 
-    0  foundation   errors, config, records         (top-level modules)
+    0  foundation   errors, config, records, outputs  (top-level modules)
     1  crypto       the schemes and their keys
     2  images, data what is encrypted: images and datasets (siblings: neither imports the other)
     3  attacks      what a server recovers from deterministic ciphertexts

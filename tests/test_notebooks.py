@@ -3,6 +3,7 @@ outputs never contain private key material."""
 from __future__ import annotations
 
 import ast
+import json
 from pathlib import Path
 
 import nbformat
@@ -68,12 +69,14 @@ def test_notebook_executes_with_quick_parameters(path, run_dir):
     assert not errors
     if "figures_dir" in params:
         prefix = path.stem[:2]
-        assert any(Path(params["figures_dir"]).glob(f"{prefix}_*.png")), "the notebook saved no figure"
+        assert any(Path(params["figures_dir"]).glob(f"*/{prefix}_*.png")), "the notebook saved no figure"
+        manifests = [json.loads(p.read_text()) for p in Path(params["results_dir"]).glob("*/MANIFEST.json")]
+        assert any(f"notebooks/{path.name}" in m["producers"] for m in manifests), "no manifest entry"
     if params.get("monitor_test"):
-        curves = list(Path(params["results_dir"]).glob(f"{path.stem[:2]}_*_budget_curves.csv"))
+        curves = list(Path(params["results_dir"]).glob(f"*/{path.stem[:2]}_budget_curves.csv"))
         assert curves and "table+input_table" in curves[0].read_text(), "no budget curves were saved"
     if params.get("key_draws", 1) > 1:
-        spread = pd.read_csv(Path(params["results_dir"]) / "05_synthetic_quick_key_spread.csv")
+        spread = pd.read_csv(Path(params["results_dir"]) / "synthetic_quick" / "05_key_spread.csv")
         assert spread["key_draw"].nunique() == params["key_draws"], "the key-draw section did not run"
     # every secret of the run (registry next to the keys + the key files), in decimal, hex, wrapped or
     # truncated form, in the executed notebook, results/ and the figures' PNG text chunks
@@ -88,7 +91,7 @@ def test_a_resumed_training_run_keeps_the_models_it_finished(run_dir):
     """`resume=1` (what `make key_draws` passes) retrains nothing that was saved with the same data,
     key, split and settings (test_records checks that a changed one trains again)."""
     path = ROOT / "notebooks" / "03_training.ipynb"
-    saved = sorted((run_dir / "results").glob("03_synthetic_quick_*.json"))
+    saved = sorted((run_dir / "results" / "synthetic_quick").glob("03_*.json"))
     if not saved:
         pytest.skip("needs the quick run of 03_training from test_notebook_executes_with_quick_parameters")
     before = {p.name: p.read_text() for p in saved}

@@ -47,7 +47,7 @@ def test_key_draws_default_is_three_keys_of_one_new_split_pooled_with_the_reprod
     assert _planned_runs(plan) == ["_key1_split1", "_key2_split1", "_key3_split1"]
     assert "earlier_draw_runs" not in plan
     # a run of make reproduce on the same folder name (committed here) is pooled in as split seed 0
-    reproduced = next(ROOT.glob("results/03_*_summary.csv")).name.removeprefix("03_").removesuffix("_summary.csv")
+    reproduced = next(ROOT.glob("results/*/03_summary.csv")).parent.name
     plan = _dry_run("key_draws", f"DATA={tmp_path / reproduced}")
     assert f"-p earlier_draw_runs '{reproduced}'" in plan
     # SPLITS and DRAWS still widen it; EARLIER_DRAW_RUNS replaces the default

@@ -46,14 +46,14 @@ def test_summary_matches_scikit_learn():
 def test_save_load_round_trip(tmp_path):
     record = make_record()
     paths = record.save(tmp_path)
-    assert paths["json"].name == "03_synthetic_table.json" and paths["history"].is_file()
+    assert paths["json"] == tmp_path / "synthetic" / "03_table.json" and paths["history"].is_file()
     back = RunRecord.load(paths["json"])
     assert back.to_json() == json.loads(paths["json"].read_text())
     assert back.summary == record.summary and back.train == record.train
     assert (back.key_draw, back.split_seed, back.cipher_stats) == (1, 3, {"distinct_values": 160.0})
     assert back.predictions["y_pred"].tolist() == record.predictions["y_pred"].tolist()
     assert "numpy" in back.versions and back.saved
-    assert not list(tmp_path.glob(".*.tmp")), "atomic writes leave no temp file"
+    assert not list(tmp_path.rglob(".*.tmp")), "atomic writes leave no temp file"
 
 
 def test_load_records_takes_one_run_in_training_order(tmp_path):
@@ -77,7 +77,7 @@ def test_a_finished_model_is_kept_only_under_the_same_provenance_and_settings(tm
     for changed in ({"split_seed": 4}, {"key_draw": 2}, {"epochs": 3}, {"key_fingerprint": "00ff"}):
         assert finished_record(tmp_path, "synthetic", "table", {**same, **changed}) is None, changed
     assert finished_record(tmp_path, "synthetic", "table", same, {"lr": 5e-4}) is None
-    (tmp_path / "03_synthetic_table_history.csv").unlink()  # a half-written record is trained again
+    (tmp_path / "synthetic" / "03_table_history.csv").unlink()  # a half-written record is trained again
     assert finished_record(tmp_path, "synthetic", "table", same) is None
 
 

@@ -8,6 +8,8 @@ from typing import Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ppdl_utils.outputs import figure_path
+
 # characters of an 8-9 pt label that fit across one inch (measured on DejaVu Sans, the default)
 CHARS_PER_INCH = 15
 
@@ -32,11 +34,13 @@ def stamp_source(fig: plt.Figure, source: str, fontsize: float = 7) -> None:
              color="0.35")
 
 
-def save_figure(fig: plt.Figure, name: str, figures_dir: "str | Path", source: str = "") -> Path:
-    """Save `fig` as figures_dir/name.png, stamping the data source (e.g. 'SYNTHETIC data')."""
+def save_figure(fig: plt.Figure, name: str, figures_dir: "str | Path", source: str = "",
+                run: str | None = None) -> Path:
+    """Save `fig` as ``figures_dir/<run>/<name>.png`` (``figures_dir/<name>.png`` without a run),
+    stamping the data source (e.g. 'SYNTHETIC data')."""
     if source:
         stamp_source(fig, source)
-    path = Path(figures_dir) / f"{name}.png"
+    path = figure_path(run, name, figures_dir) if run is not None else Path(figures_dir) / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight" grows the canvas to hold the stamp
     return path

@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from ppdl_utils.outputs import run_dir
 from ppdl_utils.records import RunRecord
 
 #: The paper's own numbers (COVID-19 Radiography, 4 classes): plain vs "encrypted" MobileNetV2.
@@ -73,11 +74,11 @@ def redraw(run: str, results_dir: "str | Path" = "results", figures_dir: "str | 
     """Notebook 10's figure again from its two results files (after a change of this drawing code)."""
     from ppdl_utils.reporting.figures import save_figure
 
-    pipeline = pd.read_csv(Path(results_dir) / f"10_{run}_private_pipeline.csv")
-    price = pd.read_csv(Path(results_dir) / f"10_{run}_private_pipeline_price.csv", keep_default_na=False,
+    pipeline = pd.read_csv(run_dir(results_dir, run) / "10_private_pipeline.csv")
+    price = pd.read_csv(run_dir(results_dir, run) / "10_private_pipeline_price.csv", keep_default_na=False,
                         na_values={"accuracy": [""], "attack_ssim": [""], "gap_to_plain_points": [""]})
     title = f"data: {run}: the paper's price, privately"
-    return save_figure(plot_price(price, pipeline, title), f"10_{run}_private_pipeline", figures_dir,
+    return save_figure(plot_price(price, pipeline, title), "10_private_pipeline", figures_dir, run=run,
                        source=f"data: {run}")
 
 

@@ -1,4 +1,4 @@
-"""Every results table the README and the documentation show, rendered from the files in ``results/``.
+"""Every results table the README and the documentation show, rendered from the run folders ``results/<run>/``.
 
 A page holds a table as a generated block, rewritten by ``make docs`` (``python -m
 ppdl_utils.reporting.site render``) and checked by the test suite::
@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ppdl_utils.errors import PPDLError
+from ppdl_utils.outputs import BENCH, flat_name, run_dir
 from ppdl_utils.reporting.key_draws import distribution
 
 Renderer = Callable[[Path], str]
@@ -47,8 +48,8 @@ class _Missing(Exception):
         self.path, self.command = path, command
 
 
-def _read(results: Path, name: str, command: str, **kwargs) -> pd.DataFrame:
-    path = results / name
+def _read(results: Path, run: str, name: str, command: str, **kwargs) -> pd.DataFrame:
+    path = run_dir(results, run) / name
     if not path.is_file():
         raise _Missing(path, command)
     return pd.read_csv(path, **kwargs)
@@ -72,7 +73,12 @@ def render(name: str, results_dir: "str | Path") -> str:
     try:
         return TABLES[name](Path(results_dir)).rstrip("\n")
     except _Missing as missing:
-        return f"*Not run yet: `results/{missing.path.name}` does not exist. `{missing.command}` writes it.*"
+        return f"*Not run yet: `{_shown(missing.path)}` does not exist. `{missing.command}` writes it.*"
+
+
+def _shown(path: Path) -> str:
+    """A results file as the pages name it: ``results/<run>/<name>``."""
+    return f"results/{path.parent.name}/{path.name}"
 
 
 def _pct(x: float, digits: int = 1) -> str:
@@ -93,7 +99,7 @@ REPRODUCE = {"covid2": ("covid19_radiography_2class", "make reproduce DATA=../sh
 
 def overview(results: Path, run: str, command: str) -> str:
     """Notebook 04's overview of one run: test accuracy with its 95% interval, macro F1, best epoch."""
-    frame = _read(results, f"04_{run}_overview.csv", command, index_col=0)
+    frame = _read(results, run, "04_overview.csv", command, index_col=0)
     rows = pd.DataFrame({
         "model": frame.index,
         "what the network is fed": frame["regime"],
@@ -117,7 +123,7 @@ def budget(results: Path) -> str:
     budgets = (1, 5, 10, 20, 30, 40)
     rows = []
     for suffix, what in (("seriation", "seriation start"), ("oracle", "plaintext (oracle) start")):
-        curves = _read(results, f"03_covid19_radiography_2class_budget_{suffix}_budget_curves.csv", command,
+        curves = _read(results, f"covid19_radiography_2class_budget_{suffix}", "03_budget_curves.csv", command,
                        header=[0, 1], index_col=0)
         for model in dict.fromkeys(curves.columns.get_level_values(0)):
             if suffix == "oracle" and model == "plain":
@@ -132,7 +138,8 @@ def budget(results: Path) -> str:
 @_table("covid3_comparison")
 def covid3_comparison(results: Path) -> str:
     """The paper's Tables II-III beside ours: accuracy and per-class F1 (notebook 04's comparison)."""
-    frame = _read(results, "04_covid19_radiography_3class_comparison.csv", REPRODUCE["covid3"][1], index_col=0)
+    frame = _read(results, "covid19_radiography_3class", "04_comparison.csv", REPRODUCE["covid3"][1],
+                  index_col=0)
     f1 = [r for r in frame.index if r.startswith("f1 ")]
     rows = pd.DataFrame({"model": frame.columns,
                          "test accuracy": [_pct(v) for v in frame.loc["test_accuracy"]],
@@ -156,7 +163,7 @@ def covid2_recipes(results: Path) -> str:
     for suffix, what in RECIPES:
         command = "make reproduce DATA=../shared/data/covid19_radiography_2class" + \
             (f" SUFFIX={suffix} PARAMS=..." if suffix else "")
-        summary = _read(results, f"03_covid19_radiography_2class{suffix}_summary.csv", command, index_col=0)
+        summary = _read(results, f"covid19_radiography_2class{suffix}", "03_summary.csv", command, index_col=0)
         accuracy = {label.replace("+input_table", ""): _pct(v) for label, v in summary["test accuracy"].items()
                     if label not in ("plain", "randomized")}
         rows.append({"recipe (same data and split, 128 px)": what, "run": f"`covid19_radiography_2class{suffix}`",
@@ -167,7 +174,7 @@ def covid2_recipes(results: Path) -> str:
 # --- key draws ----------------------------------------------------------------------------------------
 
 def key_draws(results: Path, run: str, command: str) -> str:
-    draws = _read(results, f"04_{run}_key_draws.csv", command)
+    draws = _read(results, run, "04_key_draws.csv", command)
     table = distribution(draws)
     seeds = draws.groupby("label", sort=False)["split_seed"].apply(lambda s: ", ".join(map(str, sorted(set(s)))))
     keys = draws.groupby("label", sort=False)["key"].nunique()
@@ -199,11 +206,11 @@ def headline(results: Path) -> str:
     columns = {}
     for key, name in (("covid2", "COVID vs Normal"), ("covid3", "COVID / Normal / Viral Pneumonia")):
         run, _ = REPRODUCE[key]
-        draws = _read(results, f"04_{run}_key_draws.csv", f"make key_draws DATA=../shared/data/{run}")
+        draws = _read(results, run, "04_key_draws.csv", f"make key_draws DATA=../shared/data/{run}")
         table = distribution(draws)
         cells = {m: f"{_pct(r['mean'])} ({int(r['draws'])} draw{'s' if r['draws'] > 1 else ''})"
                  for m, r in table.iterrows()}
-        single = _read(results, f"04_{run}_overview.csv", REPRODUCE[key][1], index_col=0)
+        single = _read(results, run, "04_overview.csv", REPRODUCE[key][1], index_col=0)
         if "randomized" in single.index:
             cells["randomized"] = f"{_pct(single.loc['randomized', 'test accuracy'])} " \
                                   f"({int(single.loc['randomized', 'test images'])} test images: chance)"
@@ -223,7 +230,7 @@ SCHEMES_COMMAND = "make 05_scheme_comparison PARAMS=\"-p tabular_csv ... -p knee
 
 @_table("schemes_real")
 def schemes(results: Path) -> str:
-    frame = _read(results, "05_real_scheme_comparison.csv", SCHEMES_COMMAND)
+    frame = _read(results, "real", "05_scheme_comparison.csv", SCHEMES_COMMAND)
     rows = pd.DataFrame({
         "data": frame["dataset"].map(lambda d: "table (osteoporosis.csv)" if d.endswith(".csv") else "knee X-rays"),
         "scheme": frame["scheme"],
@@ -241,7 +248,7 @@ def schemes(results: Path) -> str:
 
 @_table("schemes_key_spread")
 def scheme_spread(results: Path) -> str:
-    frame = _read(results, "05_real_key_spread.csv", SCHEMES_COMMAND)
+    frame = _read(results, "real", "05_key_spread.csv", SCHEMES_COMMAND)
     frame["row"] = frame["scheme"].map({"paillier": "Paillier", "rsa": "textbook RSA", "lwe": "LWE"}) + " " + \
         frame["regime"].where(frame["scheme"] != "rsa", "")
     frame["data"] = frame["dataset"].map(lambda d: "table" if d.endswith(".csv") else "knee")
@@ -257,7 +264,7 @@ def scheme_spread(results: Path) -> str:
 # --- notebook 06: attacks -----------------------------------------------------------------------------
 
 def attacks(results: Path, run: str) -> str:
-    frame = _read(results, f"06_{run}_attacks.csv", f"make 06_attacks DATA=../shared/data/{run}")
+    frame = _read(results, run, "06_attacks.csv", f"make 06_attacks DATA=../shared/data/{run}")
     rows = pd.DataFrame({
         "scheme": frame["scheme"], "regime": frame["regime"], "attacker sees": frame["input"],
         "attack": frame["attack"], "attacker uses": frame["attacker_uses"],
@@ -278,7 +285,7 @@ def private_inference(results: Path) -> str:
     for run, name in (("covid19_radiography_2class", "COVID vs Normal"),
                       ("covid19_radiography_3class", "COVID / Normal / Viral Pneumonia"),
                       ("pneumoniamnist", "PneumoniaMNIST")):
-        frame = _read(results, f"07_{run}_private_inference.csv",
+        frame = _read(results, run, "07_private_inference.csv",
                       f"make 07_private_inference DATA=../shared/data/{run} PARAMS=\"-p max_per_class 0\"")
         for _, r in frame.iterrows():
             rows.append({"data": name, "scheme": r["scheme"], "accuracy": _pct(r["accuracy"]),
@@ -297,21 +304,23 @@ def _generic(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.apply(lambda c: c.map(lambda v: ("" if math.isnan(v) else f"{v:.4g}") if isinstance(v, float) else v))
 
 
-def _all_matching(results: Path, pattern: str, command: str, columns: tuple[str, ...] = ()) -> str:
-    files = sorted(p for p in results.glob(pattern) if "_quick" not in p.name)  # quick runs are never published
+def _all_matching(results: Path, name: str, command: str, columns: tuple[str, ...] = ()) -> str:
+    """Every run's file `name` (``results/*/<name>``), in the order of their flat-layout names."""
+    files = sorted((p for p in results.glob(f"*/{name}") if "_quick" not in p.parent.name),  # never published
+                   key=lambda p: flat_name(p.parent.name, p.name))
     if not files:
-        return f"*Not run yet: no `results/{pattern}` exists. `{command}` writes it.*"
+        return f"*Not run yet: no `results/*/{name}` exists. `{command}` writes it.*"
     parts = []
     for path in files:
         frame = pd.read_csv(path)
         frame = frame[[c for c in columns if c in frame]] if columns else frame
-        parts.append(f"`results/{path.name}`\n\n{markdown(_generic(frame))}")
+        parts.append(f"`{_shown(path)}`\n\n{markdown(_generic(frame))}")
     return "\n\n".join(parts)
 
 
 LADDER_COLUMNS = ("name", "accuracy", "accuracy_ci95", "mcnemar_p_vs_plain", "n_test", "mismatches_vs_twin",
                   "end_to_end_ms", "bytes_up", "security", "server_learns")
-_table("ladder")(lambda results: _all_matching(results, "08_*_privacy_ladder.csv", "make 08_privacy_ladder DATA=...",
+_table("ladder")(lambda results: _all_matching(results, "08_privacy_ladder.csv", "make 08_privacy_ladder DATA=...",
                                                LADDER_COLUMNS))
 
 LADDER_DATASETS = (("covid19_radiography_2class", "COVID vs Normal"),
@@ -330,7 +339,7 @@ LADDER_RUNGS = ((0, "plain", "plain CNN (no protection)"),
 @_table("ladder_headline")
 def ladder_headline(results: Path) -> str:
     """One row per rung, one column per dataset: accuracy over the whole test split, McNemar p vs plain."""
-    frames = {run: _read(results, f"08_{run}_privacy_ladder.csv",
+    frames = {run: _read(results, run, "08_privacy_ladder.csv",
                          f"make 08_privacy_ladder DATA=../shared/data/{run}") for run, _ in LADDER_DATASETS}
     rows = []
     for rung, key, label in LADDER_RUNGS:
@@ -350,9 +359,9 @@ def ladder_headline(results: Path) -> str:
     frame = pd.DataFrame(rows)
     n = ", ".join(f"{int(frames[run]['n_test'].max())}" for run, _ in LADDER_DATASETS)
     run = LADDER_DATASETS[0][0]
-    batched = _read(results, f"batched_{run}.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
+    batched = _read(results, run, "batched.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
     full = batched[batched["batch_size"] == batched["batch_size"].max()].set_index("rung")["amortized_ms_per_image"]
-    single = _read(results, f"single_image_{run}.csv",
+    single = _read(results, run, "single_image.csv",
                    f"python bench/bench_single_image.py --data ../shared/data/{run}")["latency_ms_median"].iloc[0]
     return (markdown(frame.fillna("")) +
             f"\n\nTest images: {n}. p: McNemar's exact test against plain on the same images. With full batches "
@@ -368,7 +377,7 @@ PIPELINE_COMMAND = "make private_pipeline DATA=../shared/data/{run}"
 
 
 def _pipeline(results: Path, run: str) -> pd.DataFrame:
-    return _read(results, f"10_{run}_private_pipeline.csv", PIPELINE_COMMAND.format(run=run))
+    return _read(results, run, "10_private_pipeline.csv", PIPELINE_COMMAND.format(run=run))
 
 
 @_table("private_pipeline_headline")
@@ -416,7 +425,7 @@ def private_pipeline(results: Path) -> str:
                 f"{s:.2f} / {c:.2f}" for s, c in zip(frame["inference_server_ms_per_image"],
                                                       frame["inference_client_ms_per_image"])],
         })
-        parts.append(f"**{name}** (`results/10_{run}_private_pipeline.csv`; {int(frame['n_train'].iloc[0])} "
+        parts.append(f"**{name}** (`results/{run}/10_private_pipeline.csv`; {int(frame['n_train'].iloc[0])} "
                      f"training images, {int(frame['n_features'].iloc[0])} features)\n\n{markdown(rows)}")
     return "\n\n".join(parts)
 
@@ -427,8 +436,8 @@ def private_pipeline_cost(results: Path) -> str:
     parts = []
     for run, name in PIPELINE_DATASETS:
         command = f"python bench/bench_private_pipeline.py --data ../shared/data/{run}"
-        training = _read(results, f"bench_private_pipeline_{run}_training.csv", command)
-        inference = _read(results, f"bench_private_pipeline_{run}_inference.csv", command)
+        training = _read(results, BENCH, f"private_pipeline_{run}_training.csv", command)
+        inference = _read(results, BENCH, f"private_pipeline_{run}_inference.csv", command)
         steps = pd.DataFrame({"training images": training["n_train"],
                               "server s per step": training["server_s_per_step"].map(lambda v: f"{v:.2f}"),
                               "key holder s per step": training["client_s_per_step"].map(lambda v: f"{v:.2f}"),
@@ -454,7 +463,7 @@ def batched_ckks(results: Path) -> str:
     """bench/bench_batched_ckks.py: rungs 3 and 4 over the whole test split, cost against the batch size."""
     parts = []
     for run, name in PIPELINE_DATASETS:
-        frame = _read(results, f"batched_{run}.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
+        frame = _read(results, run, "batched.csv", f"python bench/bench_batched_ckks.py --data ../shared/data/{run}")
         rows = pd.DataFrame({
             "rung": frame["rung"], "batch": frame["batch_size"],
             "server ms/image": frame["amortized_ms_per_image"].map(lambda v: f"{v:.2f}"),
@@ -473,7 +482,7 @@ def single_image(results: Path) -> str:
     """bench/bench_single_image.py: rung 4 one image at a time, every test image, latency split by party."""
     rows = []
     for run, name in PIPELINE_DATASETS:
-        frame = _read(results, f"single_image_{run}.csv",
+        frame = _read(results, run, "single_image.csv",
                       f"python bench/bench_single_image.py --data ../shared/data/{run}")
         for r in frame.itertuples(index=False):
             rows.append({"data": name, "test images": r.n_test,
@@ -493,7 +502,7 @@ def single_image(results: Path) -> str:
 
 @_table("paillier_speed")
 def paillier_speed(results: Path) -> str:
-    path = results / "bench_paillier.json"
+    path = run_dir(results, BENCH) / "paillier.json"
     if not path.is_file():
         raise _Missing(path, "make bench")
     bench = json.loads(path.read_text())
@@ -505,8 +514,8 @@ def paillier_speed(results: Path) -> str:
         f"(randomized) on {bench['cores']} cores: {bench['seconds_per_image_all_cores']:.2f} s."
 
 
-def _json(results: Path, name: str, command: str):
-    path = results / name
+def _json(results: Path, run: str, name: str, command: str):
+    path = run_dir(results, run) / name
     if not path.is_file():
         raise _Missing(path, command)
     return json.loads(path.read_text())
@@ -515,7 +524,7 @@ def _json(results: Path, name: str, command: str):
 @_table("private_inference_bench")
 def private_inference_bench(results: Path) -> str:
     """``bench/bench_private_inference.py``: the same steps on random features, one core."""
-    rows = pd.DataFrame(_json(results, "bench_private_inference.json", "make bench"))
+    rows = pd.DataFrame(_json(results, BENCH, "private_inference.json", "make bench"))
     return markdown(pd.DataFrame({
         "scheme": rows["scheme"], "features": rows["features"], "images": rows["images"],
         "mismatches": rows["mismatches"], "encrypt ms": rows["client_encrypt_ms"].map(lambda v: f"{v:.2f}"),
@@ -528,7 +537,7 @@ def private_inference_bench(results: Path) -> str:
 @_table("schemes_speed")
 def schemes_speed(results: Path) -> str:
     """``bench/bench_schemes.py``: encryption and decryption cost of every scheme and regime, one core."""
-    bench = _json(results, "bench_schemes.json", "make bench")
+    bench = _json(results, BENCH, "schemes.json", "make bench")
     rows = pd.DataFrame(bench["rows"])
     table = markdown(pd.DataFrame({
         "scheme": rows["scheme"], "regime": rows["label"],
@@ -546,7 +555,7 @@ DASK_COMMAND = "venv/bin/python bench/bench_dask.py --data-dir ../shared/data/co
 
 @_table("dask_scaling")
 def dask_scaling(results: Path) -> str:
-    frame = _read(results, "bench_dask.csv", DASK_COMMAND)
+    frame = _read(results, BENCH, "dask.csv", DASK_COMMAND)
     rows = pd.DataFrame({"workers": frame["workers"], "wall s": frame["wall_s"].map(lambda v: f"{v:.1f}"),
                          "encryptions/s": frame["throughput_enc_per_s"].map(lambda v: f"{v:,.0f}"),
                          "speed-up": frame["speedup"].map(lambda v: f"{v:.2f}×"),
@@ -558,7 +567,7 @@ def dask_scaling(results: Path) -> str:
 
 @_table("dask_projection")
 def dask_projection(results: Path) -> str:
-    frame = _read(results, "bench_dask_projection.csv", DASK_COMMAND)
+    frame = _read(results, BENCH, "dask_projection.csv", DASK_COMMAND)
     rows = pd.DataFrame({"workload": frame["workload"], "cores": frame["cores"], "tasks": frame["tasks"],
                          "core-hours": frame["core_hours"].map(lambda v: f"{v:.1f}"),
                          "compute s": frame["waves_s"].map(lambda v: f"{v:,.0f}"),
@@ -571,8 +580,8 @@ def dask_projection(results: Path) -> str:
 @_table("synthetic_check")
 def synthetic_check(results: Path) -> str:
     """``bench/check_synthetic_default.py``: test accuracy per regime and seed on the synthetic default."""
-    frame = _read(results, "bench_synthetic_default.csv",
-                  "venv/bin/python bench/check_synthetic_default.py --csv results/bench_synthetic_default.csv")
+    frame = _read(results, BENCH, "synthetic_default.csv",
+                  "venv/bin/python bench/check_synthetic_default.py --csv results/bench/synthetic_default.csv")
     table = frame.pivot(index="regime", columns="seed", values="test_accuracy")
     table = table.loc[list(dict.fromkeys(frame["regime"]))]
     rows = pd.DataFrame({"model": table.index,
@@ -584,5 +593,5 @@ def synthetic_check(results: Path) -> str:
 
 AUDIT_COLUMNS = ("scheme", "family", "accuracy", "chance", "deterministic", "advantage", "best_attack", "attack_ssim",
                  "entropy_bits", "npcr_percent", "uaci_percent", "stats_look_ideal", "verdict")
-_table("claim_audit")(lambda results: _all_matching(results, "09_*_claim_audit.csv", "make 09_claim_audit",
+_table("claim_audit")(lambda results: _all_matching(results, "09_claim_audit.csv", "make 09_claim_audit",
                                                     AUDIT_COLUMNS))

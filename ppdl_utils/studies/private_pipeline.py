@@ -26,6 +26,7 @@ from ppdl_utils.learning.private_head import (
     fit_logistic_head,
     predictions_from_scores,
 )
+from ppdl_utils.outputs import run_dir
 from ppdl_utils.records import mcnemar_exact, wilson_interval
 
 __all__ = ["SplitResult", "mcnemar_exact", "plain_predictions", "run_split", "cost_against_n"]
@@ -70,7 +71,7 @@ class SplitResult:
 
 def plain_predictions(results_dir: "str | Path", run: str, test_labels: np.ndarray) -> np.ndarray:
     """Notebook 03's plain-model predictions on the test split of ``run`` (checked against the labels)."""
-    path = Path(results_dir) / f"03_{run}_plain_predictions.csv"
+    path = run_dir(results_dir, run) / "03_plain_predictions.csv"
     if not path.is_file():
         raise DataError(f"{path} does not exist: run notebook 03 with the plain regime for this split first "
                         f"(make 03_training DATA=... PARAMFILE=params/plain.yaml PARAMS='-p split_seed S')")
@@ -188,7 +189,7 @@ def plain_run_for(results_dir: "str | Path", run: str, split_seed: int) -> str |
     ``run_plain_split<s>`` (make private_pipeline trains it) or the key-draw run ``run_key1_split<s>``."""
     candidates = [run] if split_seed == 0 else [f"{run}_plain_split{split_seed}", f"{run}_key1_split{split_seed}"]
     for candidate in candidates:
-        if (Path(results_dir) / f"03_{candidate}_plain_predictions.csv").is_file():
+        if (run_dir(results_dir, candidate) / "03_plain_predictions.csv").is_file():
             return candidate
     return None
 
