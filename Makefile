@@ -138,12 +138,13 @@ lint: $(STAMP)  ## ruff over the package, tests, bench and notebooks
 lab: $(STAMP)  ## JupyterLab on notebooks/ (widgets live in the running kernel)
 	$(BIN)/jupyter lab --notebook-dir=notebooks
 
-bench: $(STAMP)  ## the benchmarks in bench/ (Paillier, private inference, schemes, private pipeline, batched CKKS)
+bench: $(STAMP)  ## the benchmarks in bench/ (Paillier, private inference, schemes, private pipeline, batched and one-image CKKS)
 	$(BIN)/python bench/bench_paillier.py
 	$(BIN)/python bench/bench_private_inference.py
 	$(BIN)/python bench/bench_schemes.py
 	$(BIN)/python bench/bench_private_pipeline.py $(if $(DATA),--data $(abspath $(DATA)))
 	$(BIN)/python bench/bench_batched_ckks.py $(if $(DATA),--data $(abspath $(DATA)))
+	$(BIN)/python bench/bench_single_image.py $(if $(DATA),--data $(abspath $(DATA)))
 
 # the site publishes the executed notebooks of one run (make all writes build/notebooks/*_synthetic.ipynb);
 # a notebook not executed for that run gets a page that says how to produce it
