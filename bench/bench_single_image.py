@@ -86,7 +86,7 @@ def main() -> None:
            "bytes_up_per_image": float(np.mean([c.bytes_up for c in costs])),
            "bytes_down_per_image": float(np.mean([c.bytes_down for c in costs])),
            "peak_rss_mb": peak_rss_mb(), "loop_process_cpu_s": loop_process_s, "loop_thread_cpu_s": loop_thread_s,
-           "timing": "CPU seconds of one thread (time.process_time, OMP_NUM_THREADS=1) on a shared 2-core machine; "
+           "timing": "CPU seconds of one thread (time.process_time, OMP_NUM_THREADS=1); "
                      "client/server/decrypt columns are medians over the test images"}
     out = results_path(run, "single_image.csv", args.results)
     pd.DataFrame([row]).to_csv(out, index=False)
