@@ -146,3 +146,15 @@ def test_keys_and_levels_are_enforced(mlp_parties):
         result = server.square(result)
     with pytest.raises(NoiseBudgetError, match="no level left"):
         server.square(result)
+
+
+def test_scores_beyond_the_last_prime_are_refused_before_encryption():
+    from ppdl_utils.learning.encrypted_common import OutputRangeError
+    from ppdl_utils.studies.ladder import batched_row
+
+    mlp = SquareMLP(np.ones((4, 2)), np.zeros(2), np.ones((2, 2)), np.zeros(2), FeatureRange(np.zeros(4), np.ones(4)))
+    bound = COLUMNS_CNN_8192.output_bound
+    assert bound == 2.0 ** (38 - 32 - 1)
+    with pytest.raises(OutputRangeError, match="decrypts"):
+        batched_row(3, "mlp", COLUMNS_CNN_8192, mlp, np.zeros((2, 4)), np.zeros(2, int),
+                    np.array([[0.0, bound], [0.0, 1.0]]))

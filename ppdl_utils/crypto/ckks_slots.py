@@ -51,11 +51,6 @@ class SlotParams(ColumnParams):
     def total_bits(self) -> int:
         return int(sum(self.coeff_mod_bit_sizes))
 
-    @property
-    def output_bound(self) -> float:
-        """Largest |value| a ciphertext with every level used still decrypts (first prime / 2 / scale)."""
-        return 2.0 ** (self.coeff_mod_bit_sizes[0] - self.scale_bits - 1)
-
     def validate(self) -> int:
         """Check the set and return its classical security (128); a CKKSParameterError names what is wrong."""
         security = super().validate()

@@ -31,7 +31,7 @@ from ppdl_utils.learning import encrypted_cnn as rung4
 from ppdl_utils.learning import encrypted_mlp as rung3
 from ppdl_utils.learning import linear_rung as rung2
 from ppdl_utils.learning.batched_rungs import batched_scores
-from ppdl_utils.learning.encrypted_common import FeatureRange, macro_f1
+from ppdl_utils.learning.encrypted_common import FeatureRange, OutputRangeError, macro_f1
 from ppdl_utils.learning.private_head import predictions_from_scores
 from ppdl_utils.learning.private_inference import LWE_INFERENCE
 from ppdl_utils.studies.private_pipeline import run_split
@@ -44,6 +44,9 @@ SECURITY_CKKS = "128-bit classical (CKKS, HE standard)"
 def batched_row(rung: int, name: str, params, model, inputs: np.ndarray, labels: np.ndarray,
                 twin_scores: np.ndarray) -> dict:
     """Classify every input encrypted in one batch (two if more than N/2) and compare with the twin."""
+    if np.abs(twin_scores).max() >= params.output_bound:  # it would wrap around the last prime: garbage
+        raise OutputRangeError(f"rung {rung}: the twin's scores reach {np.abs(twin_scores).max():.3g}; "
+                               f"{params.name} decrypts |score| < {params.output_bound:g}")
     key_holder = ColumnKeyHolder(params)
     server = ColumnServer(params, key_holder.public_keys(), key_holder.fingerprint)
     scores, costs = batched_scores(key_holder, server, model, inputs, min(len(inputs), params.n_slots))
