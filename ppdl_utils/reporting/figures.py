@@ -34,14 +34,11 @@ def stamp_source(fig: plt.Figure, source: str, fontsize: float = 7) -> None:
              color="0.35")
 
 
-def save_figure(fig: plt.Figure, name: str, figures_dir: "str | Path", source: str = "",
-                run: str | None = None) -> Path:
-    """Save `fig` as ``figures_dir/<run>/<name>.png`` (``figures_dir/<name>.png`` without a run),
-    stamping the data source (e.g. 'SYNTHETIC data')."""
+def save_figure(fig: plt.Figure, name: str, figures_dir: "str | Path", source: str = "", *, run: str) -> Path:
+    """Save `fig` as ``figures_dir/<run>/<name>.png``, stamping the data source (e.g. 'SYNTHETIC data')."""
     if source:
         stamp_source(fig, source)
-    path = figure_path(run, name, figures_dir) if run is not None else Path(figures_dir) / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = figure_path(run, name, figures_dir)
     fig.savefig(path, dpi=110, bbox_inches="tight")  # "tight" grows the canvas to hold the stamp
     return path
 

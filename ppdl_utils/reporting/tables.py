@@ -473,7 +473,10 @@ def batched_ckks(results: Path) -> str:
             "≠ twin": [f"{m} of {n}" for m, n in zip(frame["mismatches_vs_twin"], frame["n_test"])]})
         models = "; ".join(f"rung {r}: {m}" for r, m in
                            frame[["rung", "model"]].drop_duplicates().itertuples(index=False))
-        parts.append(f"**{name}** ({models})\n\n{markdown(rows)}")
+        precision = "; ".join(f"rung {r}: largest score error {e:.1e}, smallest twin margin {m:.1e}" for r, e, m in
+                              frame[["rung", "max_score_error", "min_twin_margin"]].drop_duplicates("rung")
+                              .itertuples(index=False))
+        parts.append(f"**{name}** ({models})\n\n{markdown(rows)}\n\nOver the whole test split: {precision}.")
     return "\n\n".join(parts)
 
 
