@@ -49,9 +49,10 @@ def main() -> None:
 
     big = load_chest_images(args.data, 224 if args.data else 64, n_per_class=24 if args.quick else None, seed=0)
     small_images = _resize_stack(big.images, 28)  # rung 4's input, as the ladder makes it (bilinear)
-    cnn = train_square_cnn(small_images, big.labels, big.hashes, len(big.class_names),
+    split = stratified_split(big.labels, big.hashes, fractions=(0.8, 0.1, 0.1), seed=0)  # notebook 03's
+    cnn = train_square_cnn(small_images[split["train"]], big.labels[split["train"]], len(big.class_names),
                            1 if args.quick else args.cnn_epochs)
-    test = stratified_split(big.labels, big.hashes, fractions=(0.8, 0.1, 0.1), seed=0)["test"]
+    test = split["test"]
     test_images, y_test = small_images[test], big.labels[test]
     params = SLOTS_CNN_8192
     layout = latency_layout(cnn.spec, params)

@@ -46,6 +46,8 @@ class ColumnParams:
     scale_bits: int
     name: str
 
+    slots_hold = "examples per ciphertext"  # what a slot holds, for describe() (one value per example)
+
     @property
     def n_slots(self) -> int:
         return self.poly_modulus_degree // 2
@@ -53,6 +55,10 @@ class ColumnParams:
     @property
     def levels(self) -> int:
         return len(self.coeff_mod_bit_sizes) - 2
+
+    @property
+    def total_bits(self) -> int:
+        return int(sum(self.coeff_mod_bit_sizes))
 
     @property
     def output_bound(self) -> float:
@@ -67,8 +73,8 @@ class ColumnParams:
         return 128
 
     def describe(self) -> str:
-        return (f"{self.name}: N={self.poly_modulus_degree} ({self.n_slots} examples per ciphertext), chain="
-                f"{list(self.coeff_mod_bit_sizes)} ({sum(self.coeff_mod_bit_sizes)} bits, {self.levels} levels), "
+        return (f"{self.name}: N={self.poly_modulus_degree} ({self.n_slots} {self.slots_hold}), chain="
+                f"{list(self.coeff_mod_bit_sizes)} ({self.total_bits} bits, {self.levels} levels), "
                 f"scale=2^{self.scale_bits}, {self.validate()}-bit classical (HE standard)")
 
 

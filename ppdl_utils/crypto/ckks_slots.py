@@ -47,9 +47,7 @@ class SlotParams(ColumnParams):
     """Ring, chain and scale as :class:`ColumnParams`, with middle primes of the scale's size: a program
     here rescales after rotations and products alike, and the scale must not drift."""
 
-    @property
-    def total_bits(self) -> int:
-        return int(sum(self.coeff_mod_bit_sizes))
+    slots_hold = "slots"  # one image spread over all of them
 
     def validate(self) -> int:
         """Check the set and return its classical security (128); a CKKSParameterError names what is wrong."""
@@ -59,11 +57,6 @@ class SlotParams(ColumnParams):
             raise CKKSParameterError(f"coeff_mod_bit_sizes={chain}: the middle primes must have the scale's "
                                      f"{self.scale_bits} bits (the scale would drift at every rescale)")
         return security
-
-    def describe(self) -> str:
-        return (f"{self.name}: N={self.poly_modulus_degree} ({self.n_slots} slots), chain="
-                f"{list(self.coeff_mod_bit_sizes)} ({self.total_bits} bits, {self.levels} levels), "
-                f"scale=2^{self.scale_bits}, {self.validate()}-bit classical (HE standard)")
 
 
 #: Five levels (conv, square, dense, square, dense) at N = 8192: 218 bits, the table's limit.  The first

@@ -132,14 +132,13 @@ class RungModels:
     mlp_float_accuracy: float         # the MLP before quantization, in the clear
 
 
-def train_square_cnn(small_images: np.ndarray, labels: np.ndarray, hashes: list[str], n_classes: int,
-                     epochs: int = 15, split_seed: int = 0, seed: int = 0) -> rung4.SquareCNN:
-    """Rung 4's model: the x² CNN trained in the clear on notebook 03's split ``split_seed``, its last layer
-    calibrated on the training images."""
-    train = stratified_split(labels, hashes, fractions=(0.8, 0.1, 0.1), seed=split_seed)["train"]
-    spec = rung4.CNNSpec(image_size=small_images.shape[1], n_classes=n_classes)
-    net = rung4.train_keras_cnn(small_images[train], labels[train], spec, "square", epochs=epochs, seed=seed)
-    return rung4.cnn_from_keras(net, spec, calibration=small_images[train])
+def train_square_cnn(train_images: np.ndarray, train_labels: np.ndarray, n_classes: int, epochs: int = 15,
+                     seed: int = 0) -> rung4.SquareCNN:
+    """Rung 4's model: the x² CNN trained in the clear on the training split's images, its last layer
+    calibrated on them."""
+    spec = rung4.CNNSpec(image_size=train_images.shape[1], n_classes=n_classes)
+    net = rung4.train_keras_cnn(train_images, train_labels, spec, "square", epochs=epochs, seed=seed)
+    return rung4.cnn_from_keras(net, spec, calibration=train_images)
 
 
 def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np.ndarray, hashes: list[str],
@@ -155,7 +154,7 @@ def train_rung_models(features: np.ndarray, small_images: np.ndarray, labels: np
     test_scaled = feature_range.transform(np.clip(features[test], feature_range.low, feature_range.high))
     mlp_net = rung3.train_keras_mlp(feature_range.transform(features[train]), y_train, hidden=mlp_hidden,
                                     n_classes=n_classes, epochs=mlp_epochs, seed=seed)
-    cnn = train_square_cnn(small_images, labels, hashes, n_classes, cnn_epochs, split_seed, seed)
+    cnn = train_square_cnn(small_images[train], y_train, n_classes, cnn_epochs, seed)
     relu_accuracy = None
     if relu_twin:
         relu_net = rung4.train_keras_cnn(small_images[train], y_train, cnn.spec, "relu", epochs=cnn_epochs,
