@@ -19,7 +19,6 @@ quantization's worst-case error (:meth:`IntegerHead.error_bound`): such images a
 """
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,7 +30,7 @@ from ppdl_utils.crypto.paillier_packed import DEFAULT_SLOT_BITS, PackedLinear, d
 from ppdl_utils.crypto.regimes import Regime
 from ppdl_utils.crypto.security import ParameterError
 from ppdl_utils.errors import DataError
-from ppdl_utils.learning.encrypted_common import FeatureRange
+from ppdl_utils.learning.encrypted_common import FeatureRange, timed_ms
 from ppdl_utils.learning.private_head import predictions_from_scores
 from ppdl_utils.learning.private_inference import (
     LWE_INFERENCE,
@@ -145,10 +144,10 @@ class LinearRun:
                 "bytes_down": self.bytes_down / self.n}
 
 
-def _cpu(function, *args):
-    start = time.process_time()
-    result = function(*args)
-    return result, time.process_time() - start
+def _cpu_s(function, *args):
+    """(result, CPU seconds of this process): :func:`timed_ms`'s CPU clock, in the run's seconds."""
+    result, _, cpu_ms = timed_ms(function, *args)
+    return result, cpu_ms / 1000.0
 
 
 def run_paillier_packed(head: IntegerHead, private: PaillierPrivateKey, features: np.ndarray,
@@ -162,9 +161,9 @@ def run_paillier_packed(head: IntegerHead, private: PaillierPrivateKey, features
     bytes_up = bytes_down = 0
     for start in range(0, len(quantized), slots):
         batch = quantized[start:start + slots]
-        columns, t_enc = _cpu(encrypt_columns, encryptor, batch, server.layout, head.feature_max)
-        replies, t_srv = _cpu(server.evaluate, columns)
-        batch_scores, t_dec = _cpu(decrypt_scores, private, replies, server, len(batch))
+        columns, t_enc = _cpu_s(encrypt_columns, encryptor, batch, server.layout, head.feature_max)
+        replies, t_srv = _cpu_s(server.evaluate, columns)
+        batch_scores, t_dec = _cpu_s(decrypt_scores, private, replies, server, len(batch))
         totals += (t_enc, t_srv, t_dec)
         scores.append(batch_scores)
         bytes_up += columns.nbytes
@@ -209,9 +208,9 @@ def run_lwe_batched(head: LWEHead, key: lwe.LWESecretKey, features: np.ndarray, 
     server = LWEHeadServer(head.head, key.params)
     totals, scores = np.zeros(3), []
     for start in range(0, len(quantized), batch):
-        ct, t_enc = _cpu(lwe.encrypt, key, quantized[start:start + batch], Regime.RANDOMIZED)
-        replies, t_srv = _cpu(server.evaluate, ct)
-        batch_scores, t_dec = _cpu(server.decode, key, replies)
+        ct, t_enc = _cpu_s(lwe.encrypt, key, quantized[start:start + batch], Regime.RANDOMIZED)
+        replies, t_srv = _cpu_s(server.evaluate, ct)
+        batch_scores, t_dec = _cpu_s(server.decode, key, replies)
         totals += (t_enc, t_srv, t_dec)
         scores.append(batch_scores)
     scores = np.concatenate(scores)
