@@ -4,8 +4,8 @@ Slot ``i`` of every ciphertext belongs to example ``i`` and ciphertext ``j`` hol
 pixel or a feature) of up to N/2 examples.  A dense layer is then a sum of ciphertext x scalar products,
 a square activation one ciphertext x ciphertext product, and no rotation is ever needed: the cost of one
 layer is the same for one example and for N/2 of them, which is what makes the batch cheap per image.
-Where many inputs of a dense layer share a weight (a quantized layer, a convolution), the server adds
-those inputs first and multiplies once per distinct weight: an addition costs a quarter of a product.
+Where many inputs of an output share a weight (a quantized layer), the server adds those inputs first
+and multiplies once per distinct weight: an addition costs several times less than a product.
 
 Scales.  A weight is encoded at the scale of the prime the following rescale divides by, so a dense
 layer leaves the ciphertext's scale exactly as it was; a square sets it to ``scale^2 / q``, which SEAL
